@@ -1,0 +1,698 @@
+"""The batched environment base on the MuJoCo backend, with the lifecycle of Isaac Lab's `DirectRLEnv`.
+
+N environments of one compiled scene step together on `mujoco.batch.Batch`'s thread pool (the engine releases the
+GIL, so `sim.num_threads=2` uses both cores). A task subclasses `BatchedEnv` and overrides only the hooks:
+
+    _setup_scene()                  → SceneSpec (props, task assets)
+    _reset_task(env_ids, rngs)      → initial state of the task, returns the values drawn
+    _get_rewards()                  → dict of named dense reward terms, each (n,)
+    evaluate()                      → {"success": (n,) bool, "progress": (n,) float, ...}
+    _get_dones()                    → terminated (n,) bool (time limits are handled here)
+    _task_obs_keys()/_get_task_obs()→ privileged task observations (object poses, ...)
+    instruction(env_id)             → the episode's language instruction
+
+One control step (`step`): `_pre_physics_step(action)` validates and converts the action to servo targets;
+`decimation` physics substeps run in chunks of the touch period, sampling touch after each chunk; then dones,
+rewards, resets of finished envs (same-step autoreset, as Isaac Lab), and observations.
+
+Actions (14-D for ALOHA, per arm in order left, right):
+    joint_pos: waist, shoulder, elbow, forearm_roll, wrist_angle, wrist_rotate targets (rad), gripper opening in
+               [0, 1] (0 closed, 1 open = `GripperSpec.stroke` per finger).
+    ee_delta:  dx, dy, dz (m, world) and a rotation vector rx, ry, rz (rad, world) of the tool-centre point relative
+               to its current pose, solved by damped-least-squares IK; gripper opening in [0, 1].
+Out-of-range values are clipped (joint limits, gripper [0, 1], `action.max_ee_step_*`) and counted in
+`info["action_clipped"]` — or rejected with `action.out_of_range=error`. NaN/inf always raise.
+
+Observations follow `rho.sim.spec` and are declared in `self.obs_spec`. Seeding: `reset(seed=s)` derives one
+seed per episode from (s, env index, episode count); every random draw of that episode (initial state, domain
+randomization, sensor noise) comes from a Generator on that seed, so an episode replays bit-identically from its
+`episode_seed` whatever batch slot it runs in (`reset_idx(ids, episode_seeds=...)`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from mujoco.batch import Batch, SimulationError
+
+from rho.assets.mjcf import CONTACT_SLOT_SIZE, FINGERS, SceneSpec, build_mjcf, pad_names
+from rho.assets.robots import get_robot
+
+from . import touch as touch_model
+from .ik import dls_step, quat_error
+from .randomization import RandomizationCfg, mat_to_quat, quat_to_mat, random_rotation
+from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
+from .spec import ObservationSpec, ObsKey
+
+DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+
+
+@dataclass
+class SimCfg:
+    """Physics stepping."""
+
+    physics_dt: float = 0.002  # MuJoCo timestep (s)
+    control_hz: float = 50.0  # policy / action rate (Hz); must be a whole number of physics steps
+    num_threads: int = 1  # batch threads: 1 = one core, 0 = all cores
+    contact_slots: int = 8  # contacts reported per pad to the taxel model (strongest first)
+    max_speed: float = 100.0  # a joint faster than this (rad/s or m/s) marks the env as diverged
+
+    def validate(self) -> list[str]:
+        out = []
+        if self.physics_dt <= 0 or self.control_hz <= 0:
+            out.append("physics_dt and control_hz must be > 0")
+        else:
+            try:
+                rate_to_period_steps(self.control_hz, self.physics_dt)
+            except ValueError as e:
+                out.append(f"control_hz / physics_dt: {e}")
+        if self.num_threads < 0:
+            out.append(f"num_threads must be >= 0 (0 = all cores), got {self.num_threads}")
+        return out
+
+
+@dataclass
+class TouchCfg:
+    """Finger-pad taxel arrays: grid size, history and sensor realism."""
+
+    enabled: bool = True
+    rows: int = 4  # taxels along the finger
+    cols: int = 4  # taxels across the finger
+    history: int = 1  # most recent samples in each observation (at the touch rate)
+    taxel: SensorCfg = field(default_factory=lambda: SensorCfg(rate_hz=100.0, noise_std=0.02, saturation=40.0))
+    net: SensorCfg = field(default_factory=lambda: SensorCfg(rate_hz=100.0, noise_std=0.05, saturation=150.0))
+
+    def validate(self) -> list[str]:
+        out = [] if 1 <= self.rows <= 32 and 1 <= self.cols <= 32 else [
+            f"rows×cols must be within 1..32 each, got {self.rows}×{self.cols}"]
+        if self.history < 1:
+            out.append(f"history must be >= 1, got {self.history}")
+        if (self.taxel.rate_hz or 0) != (self.net.rate_hz or 0):
+            out.append(f"taxel.rate_hz ({self.taxel.rate_hz}) and net.rate_hz ({self.net.rate_hz}) must match")
+        return out
+
+
+@dataclass
+class ProprioCfg:
+    """Joint encoders (sampled once per control step unless rate_hz is lower)."""
+
+    joint_pos: SensorCfg = field(default_factory=lambda: SensorCfg(noise_std=0.001))  # rad
+    joint_vel: SensorCfg = field(default_factory=lambda: SensorCfg(noise_std=0.01))  # rad/s
+
+
+@dataclass
+class CameraCfg:
+    """One camera: resolution, depth, and sensor realism (rate, latency, noise in 8-bit levels)."""
+
+    width: int = 128
+    height: int = 128
+    depth: bool = False
+    sensor: SensorCfg = field(default_factory=SensorCfg)
+
+
+@dataclass
+class ActionCfg:
+    """Action space and its limits."""
+
+    mode: Literal["joint_pos", "ee_delta"] = "joint_pos"
+    out_of_range: Literal["clip", "error"] = "clip"
+    max_ee_step_pos: float = 0.02  # ee_delta: largest translation per control step (m)
+    max_ee_step_rot: float = 0.15  # ee_delta: largest rotation per control step (rad)
+    ik_damping: float = 0.05  # damped-least-squares λ
+
+
+@dataclass
+class EnvCfg:
+    """Everything an environment needs; tasks extend it with their own fields."""
+
+    robot: str = "aloha"
+    num_envs: int = 1
+    seed: int = 0
+    episode_length_s: float = 8.0
+    sim: SimCfg = field(default_factory=SimCfg)
+    action: ActionCfg = field(default_factory=ActionCfg)
+    touch: TouchCfg = field(default_factory=TouchCfg)
+    proprio: ProprioCfg = field(default_factory=ProprioCfg)
+    cameras: dict[str, CameraCfg] = field(default_factory=lambda: {c: CameraCfg() for c in DEFAULT_CAMERAS})
+    randomization: RandomizationCfg = field(default_factory=RandomizationCfg)
+
+    def validate(self) -> list[str]:
+        out = [] if self.num_envs >= 1 else [f"num_envs must be >= 1, got {self.num_envs}"]
+        if self.episode_length_s <= 0:
+            out.append(f"episode_length_s must be > 0, got {self.episode_length_s}")
+        for name, cam in self.cameras.items():
+            if not (8 <= cam.width <= 1920 and 8 <= cam.height <= 1920):
+                out.append(f"cameras.{name}: width/height must be within 8..1920, got {cam.width}x{cam.height}")
+        return out
+
+
+class BatchedEnv(gym.vector.VectorEnv):
+    """N environments of one task on the MuJoCo backend; see the module docstring for the lifecycle."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
+    task_name = "base"
+
+    def __init__(self, cfg: EnvCfg | None = None, **overrides: Any):
+        cfg = copy.deepcopy(cfg) if cfg is not None else self.default_cfg()
+        for k, v in overrides.items():  # gym.make(..., num_envs=4) style shortcuts
+            setattr(cfg, k, v)
+        problems = [p for p in (cfg.validate() + cfg.sim.validate() + cfg.touch.validate())]
+        if problems:
+            raise ValueError("invalid environment config:\n  - " + "\n  - ".join(problems))
+        self.cfg = cfg
+        self.num_envs = cfg.num_envs
+        self.robot = get_robot(cfg.robot)
+        self.pads = pad_names(self.robot)
+        self.scene = self._setup_scene()
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.scene))
+        self._nominal = copy.copy(self.model)
+        self._models = [copy.copy(self.model) for _ in range(self.num_envs)]
+        self.batch = Batch(self.model, nsim=self.num_envs, nthread=cfg.sim.num_threads)
+        self.batch.set_models(self._models)
+        self._bind()
+        self._index_model()
+        self._setup_timing()
+        self._setup_sensors()
+        self.obs_spec = self._build_obs_spec()
+        self._setup_spaces()
+        self._renderer = None
+        self._scratch = mujoco.MjData(self.model)
+        self.episode_step = np.zeros(self.num_envs, np.int64)
+        self.episode_count = np.zeros(self.num_envs, np.int64)
+        self.episode_seed = np.zeros(self.num_envs, np.uint64)
+        self.rngs: list[np.random.Generator] = [np.random.default_rng(0) for _ in range(self.num_envs)]
+        self.episode_params: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        self._base_seed = cfg.seed
+        self._obs: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def default_cfg(cls) -> EnvCfg:
+        return EnvCfg()
+
+    def _setup_scene(self) -> SceneSpec:
+        return SceneSpec(robot=self.robot, timestep=self.cfg.sim.physics_dt, contact_slots=self.cfg.sim.contact_slots)
+
+    def _bind(self) -> None:
+        b = self.batch
+        self.qpos, self.qvel, self.ctrl = b.bind("qpos"), b.bind("qvel"), b.bind("ctrl")
+        self.sensordata, self.site_xpos, self.site_xmat = b.bind("sensordata"), b.bind("site_xpos"), b.bind("site_xmat")
+        self.xpos, self.xquat = b.bind("xpos"), b.bind("xquat")
+
+    def _index_model(self) -> None:
+        m, r = self.model, self.robot
+        jnt = [[m.joint(n).id for n in r.joint_names(a)] for a in r.arms]
+        self.arm_qadr = np.array([[m.jnt_qposadr[j] for j in js] for js in jnt])  # (arms, dof)
+        self.arm_dadr = np.array([[m.jnt_dofadr[j] for j in js] for js in jnt])
+        self.finger_qadr = np.array([m.jnt_qposadr[m.joint(f"{a}/finger_a").id] for a in r.arms])
+        self.finger_dadr = np.array([m.jnt_dofadr[m.joint(f"{a}/finger_a").id] for a in r.arms])
+        self.arm_act = np.array([[m.actuator(n).id for n in r.joint_names(a)] for a in r.arms])
+        self.grip_act = np.array([m.actuator(f"{a}/gripper").id for a in r.arms])
+        self.joint_low = np.array([[j.range[0] for j in r.arm.joints]] * len(r.arms))
+        self.joint_high = np.array([[j.range[1] for j in r.arm.joints]] * len(r.arms))
+        self.tcp_site = np.array([m.site(f"{a}/tcp").id for a in r.arms])
+        self.tcp_body = m.site_bodyid[self.tcp_site]
+        self.pad_site = np.array([m.site(f"{a}/pad_{f}").id for a in r.arms for f in FINGERS])
+        cs = [m.sensor(f"{a}/pad_{f}/contacts") for a in r.arms for f in FINGERS]
+        ns = [m.sensor(f"{a}/pad_{f}/net") for a in r.arms for f in FINGERS]
+        slots = self.cfg.sim.contact_slots * CONTACT_SLOT_SIZE
+        self.contact_idx = np.array([np.arange(s.adr[0], s.adr[0] + slots) for s in cs])  # (pads, slots*12)
+        self.net_idx = np.array([np.arange(s.adr[0], s.adr[0] + 3) for s in ns])  # (pads, 3)
+        self.home = np.array(r.home)
+        self.prop_geoms = np.array([m.geom(p.name).id for p in self.scene.props], dtype=int)
+        self.prop_bodies = np.array([m.body(p.name).id for p in self.scene.props], dtype=int)
+        self.pad_geoms = np.array([m.geom(f"{a}/pad_{f}").id for a in r.arms for f in FINGERS])
+        self.fixed_cams = np.array([i for i in range(m.ncam) if m.cam_bodyid[i] == 0], dtype=int)
+
+    def _setup_timing(self) -> None:
+        s = self.cfg.sim
+        self.physics_dt = s.physics_dt
+        self.decimation = rate_to_period_steps(s.control_hz, s.physics_dt)
+        self.control_dt = self.decimation * s.physics_dt
+        self.max_episode_steps = max(1, round(self.cfg.episode_length_s / self.control_dt))
+        t = self.cfg.touch
+        rate = t.taxel.rate_hz or s.control_hz
+        self.touch_period = rate_to_period_steps(rate, s.physics_dt)
+        if self.decimation % self.touch_period:
+            raise ValueError(
+                f"touch rate {rate} Hz must be a whole multiple of the control rate {s.control_hz} Hz "
+                f"(touch period {self.touch_period} physics steps does not divide {self.decimation}); "
+                "fix: pick touch.taxel.rate_hz from the control rate × 1, 2, 5, 10, …")
+        self.touch_hz = 1.0 / (self.touch_period * s.physics_dt)
+
+    def _setup_sensors(self) -> None:
+        cfg, n = self.cfg, self.num_envs
+        t = cfg.touch
+        self.grid = touch_model.TaxelGrid(t.rows, t.cols, self.robot.gripper.pad.length, self.robot.gripper.pad.width)
+        tp = 1.0 / self.touch_hz
+        self.touch_ch = {p: SensorChannel(f"touch_{p}", t.taxel, (t.rows, t.cols, 3), n, tp, history=t.history,
+                                          element_dims=2) for p in self.pads} if t.enabled else {}
+        self.touch_net_ch = {p: SensorChannel(f"touch_net_{p}", t.net, (3,), n, tp) for p in self.pads} \
+            if t.enabled else {}
+        dof = len(self.robot.arms) * (self.robot.arm.dof + 1)
+        self.proprio_ch = {
+            "joint_pos": SensorChannel("joint_pos", cfg.proprio.joint_pos, (dof,), n, self.control_dt),
+            "joint_vel": SensorChannel("joint_vel", cfg.proprio.joint_vel, (dof,), n, self.control_dt),
+        }
+        self._proprio_every = {k: self._every(c.cfg) for k, c in self.proprio_ch.items()}
+        self.cam_ch = {}
+        for name, c in cfg.cameras.items():
+            if name not in [self.model.camera(i).name for i in range(self.model.ncam)]:
+                cams = [self.model.camera(i).name for i in range(self.model.ncam)]
+                raise ValueError(f"unknown camera {name!r}; this scene has {cams}")
+            self.cam_ch[name] = SensorChannel(f"rgb_{name}", c.sensor, (c.height, c.width, 3), n,
+                                              self._every(c.sensor) * self.control_dt, dtype=np.uint8)
+            if c.depth:
+                self.cam_ch[f"depth:{name}"] = SensorChannel(f"depth_{name}", SensorCfg(
+                    rate_hz=c.sensor.rate_hz, latency_s=c.sensor.latency_s), (c.height, c.width), n,
+                    self._every(c.sensor) * self.control_dt, nonneg=True)
+        self._cam_every = {name: self._every(c.sensor) for name, c in cfg.cameras.items()}
+        self._touch_gain = np.ones((n, len(self.pads)))
+
+    def _every(self, sensor: SensorCfg) -> int:
+        """Control steps between samples of a sensor slower than (or as fast as) the control rate."""
+        if sensor.rate_hz is None:
+            return 1
+        return rate_to_period_steps(sensor.rate_hz, self.control_dt)
+
+    def _build_obs_spec(self) -> ObservationSpec:
+        ctrl_hz = 1.0 / self.control_dt
+        dof = len(self.robot.arms) * (self.robot.arm.dof + 1)
+        keys = [
+            ObsKey("joint_pos", (dof,), "float32", "rad", ctrl_hz / self._proprio_every["joint_pos"], "proprio",
+                   "arm joint angles per arm + gripper opening [0, 1]"),
+            ObsKey("joint_vel", (dof,), "float32", "rad/s", ctrl_hz / self._proprio_every["joint_vel"], "proprio",
+                   "arm joint velocities per arm + gripper opening rate (1/s)"),
+            ObsKey("ee_pose", (len(self.robot.arms), 7), "float32", "m|quat_wxyz", ctrl_hz, "proprio",
+                   "tool-centre point position (world) and orientation (w, x, y, z) per arm"),
+        ]
+        t = self.cfg.touch
+        if t.enabled:
+            for p in self.pads:
+                keys.append(ObsKey(f"touch_{p}", (t.history, t.rows, t.cols, 3), "float32", "N", self.touch_hz,
+                                   "touch", f"pad {p}: (normal, shear_x, shear_y) per taxel, oldest sample first"))
+                keys.append(ObsKey(f"touch_net_{p}", (3,), "float32", "N", self.touch_hz, "touch",
+                                   f"pad {p}: net (normal, shear_x, shear_y)"))
+        for name, c in self.cfg.cameras.items():
+            hz = ctrl_hz / self._cam_every[name]
+            keys.append(ObsKey(f"rgb_{name}", (c.height, c.width, 3), "uint8", "rgb", hz, "camera",
+                               f"{name} colour image", 0, 255))
+            if c.depth:
+                keys.append(ObsKey(f"depth_{name}", (c.height, c.width), "float32", "m", hz, "camera",
+                                   f"{name} depth along the optical axis", 0.0))
+        keys += [ObsKey(n, shape, "float32", unit, ctrl_hz, "task", desc) for n, shape, unit, desc in
+                 self._task_obs_keys()]
+        return ObservationSpec(tuple(keys))
+
+    def _setup_spaces(self) -> None:
+        n_arms, dof = len(self.robot.arms), self.robot.arm.dof
+        if self.cfg.action.mode == "joint_pos":
+            low = np.concatenate([np.append(self.joint_low[a], 0.0) for a in range(n_arms)])
+            high = np.concatenate([np.append(self.joint_high[a], 1.0) for a in range(n_arms)])
+        else:
+            p, r = self.cfg.action.max_ee_step_pos, self.cfg.action.max_ee_step_rot
+            low = np.tile([-p] * 3 + [-r] * 3 + [0.0], n_arms)
+            high = np.tile([p] * 3 + [r] * 3 + [1.0], n_arms)
+        assert low.shape == (n_arms * (dof + 1),)
+        self.single_action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self.action_space = spaces.Box(np.tile(self.single_action_space.low, (self.num_envs, 1)),
+                                       np.tile(self.single_action_space.high, (self.num_envs, 1)), dtype=np.float32)
+        self.single_observation_space = self.obs_spec.space()
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+
+    # ------------------------------------------------------------------ task hooks (override in tasks)
+    def _task_obs_keys(self) -> list[tuple[str, tuple[int, ...], str, str]]:
+        """(name, shape, unit, description) of privileged task observations."""
+        return []
+
+    def _get_task_obs(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _reset_task(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
+        """Write the initial task state of `env_ids` into `self.qpos`/`self.qvel`; return the values drawn."""
+        return [{} for _ in env_ids]
+
+    def _get_rewards(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        return {"success": np.zeros(self.num_envs, bool), "progress": np.zeros(self.num_envs)}
+
+    def _get_dones(self, metrics: dict[str, np.ndarray]) -> np.ndarray:
+        """Terminated (n,) bool; default: terminate on success."""
+        return metrics["success"].astype(bool)
+
+    def instruction(self, env_id: int) -> str:
+        return self.episode_params[env_id].get("instruction", "")
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._base_seed = int(seed)
+            self.episode_count[:] = 0
+        options = options or {}
+        ids = np.asarray(options.get("env_ids", np.arange(self.num_envs)), dtype=int)
+        self.reset_idx(ids, episode_seeds=options.get("episode_seeds"))
+        self._obs = self._get_observations(force_sample=True)
+        return self._obs, self._reset_info(ids)
+
+    def reset_idx(self, env_ids: np.ndarray, episode_seeds: np.ndarray | None = None) -> None:
+        """Start new episodes in `env_ids` (others untouched); seeds derive from (base seed, env, episode count)."""
+        env_ids = np.asarray(env_ids, dtype=int)
+        if env_ids.size == 0:
+            return
+        if episode_seeds is None:
+            episode_seeds = [np.random.SeedSequence((self._base_seed, int(i), int(self.episode_count[i])))
+                             .generate_state(1, np.uint64)[0] for i in env_ids]
+        for k, i in enumerate(env_ids):
+            self.episode_seed[i] = np.uint64(episode_seeds[k])
+            self.rngs[i] = np.random.default_rng(int(episode_seeds[k]))
+            self.episode_count[i] += 1
+            self.episode_step[i] = 0
+        rngs = [self.rngs[i] for i in env_ids]
+        drawn = self._randomize(env_ids, rngs)
+        self.batch.reset(env_ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        self._reset_robot(env_ids, rngs)
+        task_drawn = self._reset_task(env_ids, rngs)
+        self.batch.forward(env_ids)
+        for k, i in enumerate(env_ids):
+            self.episode_params[i] = {"episode_seed": int(self.episode_seed[i]), **drawn[k], **task_drawn[k]}
+        self._reset_sensors(env_ids, rngs)
+
+    def _reset_robot(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        std = self.cfg.randomization.init_joint_noise if self.cfg.randomization.enabled else 0.0
+        open_ = self.robot.gripper.stroke
+        for k, i in enumerate(env_ids):
+            q = self.home + (rngs[k].normal(0.0, std, self.arm_qadr.shape) if std > 0 else 0.0)
+            q = np.clip(q, self.joint_low, self.joint_high)
+            self.qpos[i, self.arm_qadr] = q
+            self.ctrl[i, self.arm_act] = q
+            self.qpos[i, self.finger_qadr] = open_
+            self.qpos[i, self.finger_qadr + 1] = open_  # finger_b follows finger_a in the qpos layout
+            self.ctrl[i, self.grip_act] = open_
+
+    def _reset_sensors(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        if self.touch_ch:
+            taxels, net = self._touch_clean(env_ids)
+            for j, p in enumerate(self.pads):
+                self.touch_ch[p].reset(env_ids, rngs, initial=taxels[:, j])
+                self.touch_net_ch[p].reset(env_ids, rngs, initial=net[:, j])
+        jp, jv = self._joint_state(env_ids)
+        self.proprio_ch["joint_pos"].reset(env_ids, rngs, initial=jp)
+        self.proprio_ch["joint_vel"].reset(env_ids, rngs, initial=jv)
+        if self.cam_ch:
+            frames = self._render_clean(env_ids)
+            for name, ch in self.cam_ch.items():
+                ch.reset(env_ids, rngs, initial=frames[name])
+
+    def _randomize(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
+        """Domain randomization of each env's own model; returns the values drawn."""
+        out = []
+        rc = self.cfg.randomization
+        for k, i in enumerate(env_ids):
+            m, nom, rng = self._models[i], self._nominal, rngs[k]
+            d: dict[str, Any] = {}
+            if rc.enabled:
+                d.update(self._randomize_physics(m, nom, rng, rc))
+                d.update(self._randomize_visual(m, nom, rng, rc))
+                gain = rc.sensor.touch_gain.sample(rng, len(self.pads))
+                self._touch_gain[i] = gain
+                d["touch_gain"] = np.asarray(gain, float).tolist()
+            else:
+                self._touch_gain[i] = 1.0
+            out.append(d)
+        self.batch.set_models(self._models)
+        return out
+
+    def _randomize_physics(self, m, nom, rng, rc: RandomizationCfg) -> dict[str, Any]:
+        p = rc.physics
+        fr, ms, dmp, gain, sc = (p.friction_scale.sample(rng), p.mass_scale.sample(rng), p.damping_scale.sample(rng),
+                                 p.actuator_gain_scale.sample(rng), p.object_scale.sample(rng))
+        g = np.concatenate([self.prop_geoms, self.pad_geoms])
+        m.geom_friction[g, 0] = nom.geom_friction[g, 0] * fr
+        m.dof_damping[:] = nom.dof_damping * dmp
+        m.actuator_gainprm[:, 0] = nom.actuator_gainprm[:, 0] * gain
+        m.actuator_biasprm[:, 1] = nom.actuator_biasprm[:, 1] * gain
+        b, pg = self.prop_bodies, self.prop_geoms
+        m.body_mass[b] = nom.body_mass[b] * ms * sc**3
+        m.body_inertia[b] = nom.body_inertia[b] * ms * sc**5
+        m.geom_size[pg] = nom.geom_size[pg] * sc
+        m.geom_rbound[pg] = nom.geom_rbound[pg] * sc
+        m.geom_aabb[pg] = nom.geom_aabb[pg] * sc
+        return {"friction_scale": fr, "mass_scale": ms, "damping_scale": dmp, "actuator_gain_scale": gain,
+                "object_scale": sc}
+
+    def _randomize_visual(self, m, nom, rng, rc: RandomizationCfg) -> dict[str, Any]:
+        v = rc.visual
+        light = v.light_intensity.sample(rng)
+        m.light_diffuse[:] = light
+        tilt = v.light_dir_jitter.sample(rng)
+        m.light_dir[:] = nom.light_dir @ random_rotation(rng, tilt).T
+        colored = np.concatenate([self.prop_geoms, [self.model.geom("table").id]]).astype(int)
+        jit = rng.uniform(-v.color_jitter, v.color_jitter, (len(colored), 3))
+        m.geom_rgba[colored, :3] = np.clip(nom.geom_rgba[colored, :3] + jit, 0, 1)
+        m.mat_rgba[:, :3] = np.clip(nom.mat_rgba[:, :3] + rng.uniform(-v.color_jitter, v.color_jitter, 3), 0, 1)
+        cams = self.fixed_cams
+        dpos = rng.uniform(-v.camera_pos_jitter, v.camera_pos_jitter, (len(cams), 3))
+        m.cam_pos[cams] = nom.cam_pos[cams] + dpos
+        for c in cams:
+            m.cam_quat[c] = mat_to_quat(random_rotation(rng, v.camera_rot_jitter) @ quat_to_mat(nom.cam_quat[c]))
+        return {"light_intensity": light, "light_tilt": tilt, "camera_pos_offset": dpos.tolist()}
+
+    def _reset_info(self, env_ids: np.ndarray) -> dict[str, Any]:
+        mask = np.zeros(self.num_envs, bool)
+        mask[env_ids] = True
+        return {"episode_seed": self.episode_seed.copy(), "_episode_seed": mask,
+                "randomization": [self.episode_params[i] for i in range(self.num_envs)], "_randomization": mask}
+
+    # ------------------------------------------------------------------ step
+    def step(self, actions: np.ndarray):
+        clipped = self._pre_physics_step(actions)
+        failed = np.zeros(self.num_envs, bool)
+        for _ in range(self.decimation // self.touch_period):
+            try:
+                self.batch.step(nstep=self.touch_period)
+            except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
+                failed[e.ids] = True
+            if self.touch_ch:
+                self._sample_touch()
+        self.episode_step += 1
+        failed |= self._diverged()
+        metrics = self.evaluate()
+        rewards = self._get_rewards()
+        total = np.sum([r for r in rewards.values()], axis=0) if rewards else np.zeros(self.num_envs)
+        terminated = self._get_dones(metrics) | failed
+        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+        info: dict[str, Any] = {"success": metrics["success"], "progress": metrics["progress"],
+                                "reward_terms": rewards, "sim_failed": failed, "action_clipped": clipped,
+                                "episode_seed": self.episode_seed.copy()}
+        obs = self._get_observations()
+        done = terminated | truncated
+        if done.any():
+            ids = np.flatnonzero(done)
+            info["final_obs"] = {k: v.copy() for k, v in obs.items()}
+            info["_final_obs"] = done.copy()
+            info["final_info"] = {"success": metrics["success"].copy(), "episode_seed": self.episode_seed.copy(),
+                                  "episode_length": self.episode_step.copy(), "sim_failed": failed.copy()}
+            info["_final_info"] = done.copy()
+            self.reset_idx(ids)
+            obs = self._get_observations(force_sample=True, env_ids=ids, previous=obs)
+        self._obs = obs
+        return obs, total.astype(np.float64), terminated, truncated, info
+
+    def _pre_physics_step(self, actions: np.ndarray) -> np.ndarray:
+        """Validate the action and write servo targets; returns (n,) bool, True where a value was clipped."""
+        a = np.asarray(actions, dtype=np.float64)
+        want = (self.num_envs, self.single_action_space.shape[0])
+        if a.shape != want:
+            if a.shape == want[1:] and self.num_envs == 1:
+                a = a[None]
+            else:
+                raise ValueError(f"action must have shape {want} (num_envs, action_dim) for action.mode="
+                                 f"{self.cfg.action.mode!r}, got {a.shape}")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            envs, dims = np.nonzero(bad)
+            raise ValueError(f"action contains NaN/inf at env(s) {sorted(set(envs.tolist()))}, dim(s) "
+                             f"{sorted(set(dims.tolist()))}; nothing was applied. Fix the policy output "
+                             "(e.g. check normalisation statistics) before stepping.")
+        lo, hi = self.single_action_space.low, self.single_action_space.high
+        out = (a < lo - 1e-6) | (a > hi + 1e-6)
+        if out.any() and self.cfg.action.out_of_range == "error":
+            envs, dims = np.nonzero(out)
+            raise ValueError(f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) "
+                             f"{sorted(set(dims.tolist()))}: expected within [{lo[dims[0]]:.3g}, {hi[dims[0]]:.3g}]"
+                             f", got {a[envs[0], dims[0]]:.4g}. Fix the action, or set action.out_of_range=clip.")
+        a = np.clip(a, lo, hi)
+        per_arm = a.reshape(self.num_envs, len(self.robot.arms), -1)  # (n, arms, dof + 1)
+        if self.cfg.action.mode == "joint_pos":
+            q = per_arm[..., :-1]
+        else:
+            q = self._ik(per_arm[..., :-1])
+        self.ctrl[:, self.arm_act] = np.clip(q, self.joint_low, self.joint_high)
+        self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
+        return out.any(axis=1)
+
+    def _ik(self, delta: np.ndarray) -> np.ndarray:
+        """ee_delta → joint targets: one DLS step from the current configuration, (n, arms, 6) → (n, arms, dof)."""
+        q = self.qpos[:, self.arm_qadr]
+        out = np.empty_like(q)
+        for a in range(len(self.robot.arms)):
+            point = self.site_xpos[:, self.tcp_site[a]]
+            jacp, jacr = self.batch.jac(np.full(self.num_envs, self.tcp_body[a]), point)
+            jac = np.concatenate([jacp, jacr], axis=1)[:, :, self.arm_dadr[a]]  # (n, 6, dof)
+            out[:, a] = q[:, a] + dls_step(jac, delta[:, a], self.cfg.action.ik_damping)
+        return out
+
+    def _diverged(self) -> np.ndarray:
+        finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
+        fast = np.abs(np.nan_to_num(self.qvel, nan=np.inf)).max(axis=1) > self.cfg.sim.max_speed
+        badqacc = self.batch.warning[:, mujoco.mjtWarning.mjWARN_BADQACC, 0] > 0
+        if badqacc.any():  # MuJoCo reset those sims itself; count once
+            self.batch.warning[badqacc, mujoco.mjtWarning.mjWARN_BADQACC, 0] = 0
+        return ~finite | fast | badqacc
+
+    # ------------------------------------------------------------------ sensing
+    def _touch_clean(self, env_ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Clean taxels (n, pads, r, c, 3) and net forces (n, pads, 3) in N from the last physics step."""
+        sd = self.sensordata[env_ids]
+        pos = self.site_xpos[env_ids][:, self.pad_site]
+        mat = self.site_xmat[env_ids][:, self.pad_site].reshape(-1, len(self.pads), 3, 3)
+        taxels = touch_model.taxels_from_contacts(sd[:, self.contact_idx], pos, mat, self.grid)
+        net = touch_model.net_force_in_pad_frame(sd[:, self.net_idx], mat)
+        gain = self._touch_gain[env_ids][..., None]
+        return taxels * gain[..., None, None], net * gain
+
+    def _sample_touch(self) -> None:
+        taxels, net = self._touch_clean()
+        for j, p in enumerate(self.pads):
+            self.touch_ch[p].push(taxels[:, j], self.rngs)
+            self.touch_net_ch[p].push(net[:, j], self.rngs)
+
+    def _joint_state(self, env_ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """ALOHA-layout joint positions and velocities, (n, 14) each; gripper as opening fraction."""
+        stroke = self.robot.gripper.stroke
+        qp, qv = self.qpos[env_ids], self.qvel[env_ids]
+        pos = np.concatenate([qp[:, self.arm_qadr], qp[:, self.finger_qadr, None] / stroke], axis=2)
+        vel = np.concatenate([qv[:, self.arm_dadr], qv[:, self.finger_dadr, None] / stroke], axis=2)
+        return pos.reshape(len(qp), -1), vel.reshape(len(qv), -1)
+
+    def ee_pose(self) -> np.ndarray:
+        """(n, arms, 7) TCP position (m) and quaternion (w, x, y, z), world frame."""
+        pos = self.site_xpos[:, self.tcp_site]
+        mats = self.site_xmat[:, self.tcp_site]
+        quat = np.stack([[mat_to_quat(m) for m in env] for env in mats]) if mats.size else np.zeros((0, 2, 4))
+        return np.concatenate([pos, quat], axis=-1)
+
+    def _render_clean(self, env_ids: np.ndarray) -> dict[str, np.ndarray]:
+        frames: dict[str, np.ndarray] = {}
+        for name, c in self.cfg.cameras.items():
+            frames[name] = np.empty((len(env_ids), c.height, c.width, 3), np.uint8)
+            if c.depth:
+                frames[f"depth:{name}"] = np.empty((len(env_ids), c.height, c.width), np.float32)
+        for k, i in enumerate(env_ids):
+            m, d = self._env_model_data(int(i))
+            for name, c in self.cfg.cameras.items():
+                rgb, depth = self.renderer.render(m, d, name, c.width, c.height, c.depth)
+                frames[name][k] = rgb
+                if c.depth:
+                    frames[f"depth:{name}"][k] = depth
+        return frames
+
+    def _env_model_data(self, i: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """Env i's model and a scratch MjData with its kinematics, for rendering."""
+        m, d = self._models[i], self._scratch
+        self.batch.get_data(i, d)
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_camlight(m, d)
+        return m, d
+
+    @property
+    def renderer(self):
+        if self._renderer is None:
+            from .render import Renderer
+
+            w = max([c.width for c in self.cfg.cameras.values()] + [64])
+            h = max([c.height for c in self.cfg.cameras.values()] + [64])
+            self._renderer = Renderer(self.model, w, h)
+        return self._renderer
+
+    def _get_observations(self, force_sample: bool = False, env_ids: np.ndarray | None = None,
+                          previous: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Assemble the observation dict; sensors slower than the control rate sample on their own period."""
+        step = self.episode_step
+        jp, jv = self._joint_state()
+        for key, clean in (("joint_pos", jp), ("joint_vel", jv)):
+            if not force_sample and self._due(self._proprio_every[key]):
+                self.proprio_ch[key].push(clean, self.rngs)
+        obs: dict[str, np.ndarray] = {
+            "joint_pos": self.proprio_ch["joint_pos"].read().astype(np.float32),
+            "joint_vel": self.proprio_ch["joint_vel"].read().astype(np.float32),
+            "ee_pose": self.ee_pose().astype(np.float32),
+        }
+        for p in self.touch_ch:
+            obs[f"touch_{p}"] = self.touch_ch[p].read()
+            if obs[f"touch_{p}"].ndim == 4:
+                obs[f"touch_{p}"] = obs[f"touch_{p}"][:, None]
+            obs[f"touch_net_{p}"] = self.touch_net_ch[p].read()
+        if self.cam_ch and not force_sample:
+            due = [n for n in self.cfg.cameras if self._due(self._cam_every[n])]
+            if due:
+                frames = self._render_clean(np.arange(self.num_envs))
+                for name in due:
+                    self.cam_ch[name].push(frames[name], self.rngs)
+                    if f"depth:{name}" in self.cam_ch:
+                        self.cam_ch[f"depth:{name}"].push(frames[f"depth:{name}"], self.rngs)
+        for key, ch in self.cam_ch.items():
+            obs[f"depth_{key[6:]}" if key.startswith("depth:") else f"rgb_{key}"] = ch.read()
+        obs.update(self._get_task_obs())
+        del step
+        return obs
+
+    def _due(self, every: int) -> bool:
+        # all envs share the control clock; a sensor slower than control samples every `every` control steps
+        return every == 1 or int(self.episode_step.max(initial=0)) % every == 0
+
+    # ------------------------------------------------------------------ state, rendering, cleanup
+    def get_state(self) -> np.ndarray:
+        """(n, nstate) full integration state (mjSTATE_INTEGRATION) for exact replay."""
+        return np.array(self.batch.state)
+
+    def set_state(self, state: np.ndarray, env_ids: np.ndarray | None = None) -> None:
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
+        self.batch.state[ids] = state
+        self.batch.forward(ids)
+
+    def render(self) -> np.ndarray | None:
+        """RGB frame of env 0 from cam_high (for gymnasium's render API)."""
+        m, d = self._env_model_data(0)
+        return self.renderer.render(m, d, "cam_high", 320, 240)[0]
+
+    def close(self, **kwargs) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    @property
+    def dt(self) -> float:
+        return self.control_dt
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_envs={self.num_envs}, robot={self.robot.name!r}, "
+                f"control={1 / self.control_dt:.0f} Hz, touch={self.touch_hz:.0f} Hz, "
+                f"cameras={list(self.cfg.cameras)})")
+
+
+def episode_seconds(env: BatchedEnv) -> float:
+    return env.max_episode_steps * env.control_dt
+
+
+__all__ = ["ActionCfg", "BatchedEnv", "CameraCfg", "EnvCfg", "ProprioCfg", "SimCfg", "TouchCfg", "math"]

@@ -1,0 +1,67 @@
+"""The task registry: one visible dict, `ALL_TASKS`; tests and the CLI iterate over it; each task is also a
+gymnasium id (`rho/<Name>-v0`) with a vector entry point, so `gym.make_vec("rho/LiftBlock-v0", num_envs=4,
+vectorization_mode="vector_entry_point")` builds the batched env and `gym.make("rho/LiftBlock-v0")` a single one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+from rho.sim.env import BatchedEnv, EnvCfg
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str  # registry key, snake_case, e.g. "lift_block"
+    gym_id: str  # e.g. "rho/LiftBlock-v0"
+    env_cls: type[BatchedEnv]
+    cfg_cls: type[EnvCfg]
+
+
+ALL_TASKS: dict[str, TaskEntry] = {}
+
+
+def register_task(name: str, gym_id: str, cfg_cls: type[EnvCfg]) -> Callable[[type[BatchedEnv]], type[BatchedEnv]]:
+    """Class decorator: add a task to `ALL_TASKS` and register its gymnasium id."""
+
+    def deco(cls: type[BatchedEnv]) -> type[BatchedEnv]:
+        if name in ALL_TASKS:
+            raise ValueError(f"task {name!r} registered twice")
+        cls.task_name = name
+        ALL_TASKS[name] = TaskEntry(name, gym_id, cls, cfg_cls)
+        gym.register(id=gym_id, entry_point=f"rho.tasks.registry:make_single",
+                     vector_entry_point=f"rho.tasks.registry:make_vector", kwargs={"task": name},
+                     disable_env_checker=True)
+        return cls
+
+    return deco
+
+
+def get_task(name: str) -> TaskEntry:
+    """Look up a task by registry name or gym id; a miss lists the names and suggests the nearest."""
+    for entry in ALL_TASKS.values():
+        if name in (entry.name, entry.gym_id):
+            return entry
+    near = difflib.get_close_matches(name, list(ALL_TASKS) + [e.gym_id for e in ALL_TASKS.values()], n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise KeyError(f"unknown task {name!r}; registered tasks: {sorted(ALL_TASKS)}.{hint}")
+
+
+def make_env(task: str, cfg: EnvCfg | None = None, **overrides) -> BatchedEnv:
+    """Build the batched env of a task from its config (defaults when None)."""
+    entry = get_task(task)
+    return entry.env_cls(cfg if cfg is not None else entry.cfg_cls(), **overrides)
+
+
+def make_vector(task: str, num_envs: int = 1, cfg: EnvCfg | None = None, **overrides) -> BatchedEnv:
+    return make_env(task, cfg, num_envs=num_envs, **overrides)
+
+
+def make_single(task: str, cfg: EnvCfg | None = None, **overrides) -> gym.Env:
+    from rho.sim.single import SingleEnv
+
+    return SingleEnv(make_env(task, cfg, num_envs=1, **overrides))
