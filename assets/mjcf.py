@@ -55,8 +55,9 @@ class SceneSpec:
 
     robot: BimanualRobotSpec
     props: tuple[PropSpec, ...] = ()
-    timestep: float = 0.002  # physics step (s)
+    timestep: float = 0.001  # physics step (s)
     contact_slots: int = 8  # contacts reported per pad (strongest first)
+    touch: bool = True  # emit the pads' contact-slot sensors (the taxel model's input)
     cone: Literal["pyramidal", "elliptic"] = "elliptic"
     impratio: float = 10.0  # friction-to-normal impedance ratio (higher: less slip in grasps)
     extra_worldbody: str = ""  # raw MJCF appended to <worldbody> (task-specific assets)
@@ -145,14 +146,13 @@ def _actuators_xml(robot: BimanualRobotSpec) -> str:
     return "\n".join(out)
 
 
-def _sensors_xml(robot: BimanualRobotSpec, slots: int) -> str:
-    out = []
-    for arm in robot.arms:
-        for f in FINGERS:
-            pad = f"{arm}/pad_{f}"
-            out.append(f'<contact name="{pad}/contacts" geom1="{pad}" num="{slots}" data="{CONTACT_DATA}" '
-                       f'reduce="maxforce"/>')
-            out.append(f'<contact name="{pad}/net" geom1="{pad}" num="1" data="force" reduce="netforce"/>')
+def _sensors_xml(robot: BimanualRobotSpec, slots: int, touch: bool) -> str:
+    """Per pad: the slot sensor for the taxel model (only with touch; all pads first, so their data is one
+    contiguous block) and the net-force sensor (always: tasks use it as privileged grasp state)."""
+    pads = [f"{arm}/pad_{f}" for arm in robot.arms for f in FINGERS]
+    out = [f'<contact name="{p}/contacts" geom1="{p}" num="{slots}" data="{CONTACT_DATA}" reduce="maxforce"/>'
+           for p in pads] if touch else []
+    out += [f'<contact name="{p}/net" geom1="{p}" num="1" data="force" reduce="netforce"/>' for p in pads]
     return "\n".join(out)
 
 
@@ -205,7 +205,7 @@ def build_mjcf(scene: SceneSpec) -> str:
     {extra.pop("actuator", "")}
   </actuator>
   <sensor>
-    {_sensors_xml(robot, scene.contact_slots)}
+    {_sensors_xml(robot, scene.contact_slots, scene.touch)}
     {extra.pop("sensor", "")}
   </sensor>
   {"".join(f"<{k}>{v}</{k}>" for k, v in extra.items())}

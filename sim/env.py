@@ -5,7 +5,7 @@ GIL, so `sim.num_threads=2` uses both cores). A task subclasses `BatchedEnv` and
 
     _setup_scene()                  → SceneSpec (props, task assets)
     _reset_task(env_ids, rngs)      → initial state of the task, returns the values drawn
-    _get_rewards()                  → dict of named dense reward terms, each (n,)
+    _get_rewards(metrics)           → dict of named dense reward terms, each (n,)
     evaluate()                      → {"success": (n,) bool, "progress": (n,) float, ...}
     _get_dones()                    → terminated (n,) bool (time limits are handled here)
     _task_obs_keys()/_get_task_obs()→ privileged task observations (object poses, ...)
@@ -59,7 +59,7 @@ DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 class SimCfg:
     """Physics stepping."""
 
-    physics_dt: float = 0.002  # MuJoCo timestep (s)
+    physics_dt: float = 0.001  # MuJoCo timestep (s); ≤ half the 4–5 ms contact time constants of pads and props
     control_hz: float = 50.0  # policy / action rate (Hz); must be a whole number of physics steps
     num_threads: int = 1  # batch threads: 1 = one core, 0 = all cores
     contact_slots: int = 8  # contacts reported per pad to the taxel model (strongest first)
@@ -199,13 +199,16 @@ class BatchedEnv(gym.vector.VectorEnv):
         return EnvCfg()
 
     def _setup_scene(self) -> SceneSpec:
-        return SceneSpec(robot=self.robot, timestep=self.cfg.sim.physics_dt, contact_slots=self.cfg.sim.contact_slots)
+        return SceneSpec(robot=self.robot, timestep=self.cfg.sim.physics_dt, contact_slots=self.cfg.sim.contact_slots,
+                         touch=self.cfg.touch.enabled)
 
     def _bind(self) -> None:
         b = self.batch
         self.qpos, self.qvel, self.ctrl = b.bind("qpos"), b.bind("qvel"), b.bind("ctrl")
         self.sensordata, self.site_xpos, self.site_xmat = b.bind("sensordata"), b.bind("site_xpos"), b.bind("site_xmat")
         self.xpos, self.xquat = b.bind("xpos"), b.bind("xquat")
+        self._badqacc_count = b.warning[:, mujoco.mjtWarning.mjWARN_BADQACC]  # (n, 2) live view
+        self._max_speed = self.cfg.sim.max_speed
 
     def _index_model(self) -> None:
         m, r = self.model, self.robot
@@ -221,11 +224,14 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.tcp_site = np.array([m.site(f"{a}/tcp").id for a in r.arms])
         self.tcp_body = m.site_bodyid[self.tcp_site]
         self.pad_site = np.array([m.site(f"{a}/pad_{f}").id for a in r.arms for f in FINGERS])
-        cs = [m.sensor(f"{a}/pad_{f}/contacts") for a in r.arms for f in FINGERS]
+        if self.cfg.touch.enabled:
+            cs = [m.sensor(f"{a}/pad_{f}/contacts") for a in r.arms for f in FINGERS]
+            slots = self.cfg.sim.contact_slots * CONTACT_SLOT_SIZE
+            assert all(s.adr[0] == cs[0].adr[0] + k * slots for k, s in enumerate(cs)), "slot sensors not contiguous"
+            self.contact_idx = slice(cs[0].adr[0], cs[0].adr[0] + len(cs) * slots)  # reshaped to (pads, slots*12)
         ns = [m.sensor(f"{a}/pad_{f}/net") for a in r.arms for f in FINGERS]
-        slots = self.cfg.sim.contact_slots * CONTACT_SLOT_SIZE
-        self.contact_idx = np.array([np.arange(s.adr[0], s.adr[0] + slots) for s in cs])  # (pads, slots*12)
-        self.net_idx = np.array([np.arange(s.adr[0], s.adr[0] + 3) for s in ns])  # (pads, 3)
+        assert all(s.adr[0] == ns[0].adr[0] + 3 * k for k, s in enumerate(ns)), "net sensors not contiguous"
+        self.net_idx = slice(ns[0].adr[0], ns[0].adr[0] + 3 * len(ns))  # reshaped to (pads, 3)
         self.home = np.array(r.home)
         self.prop_geoms = np.array([m.geom(p.name).id for p in self.scene.props], dtype=int)
         self.prop_bodies = np.array([m.body(p.name).id for p in self.scene.props], dtype=int)
@@ -252,11 +258,22 @@ class BatchedEnv(gym.vector.VectorEnv):
         cfg, n = self.cfg, self.num_envs
         t = cfg.touch
         self.grid = touch_model.TaxelGrid(t.rows, t.cols, self.robot.gripper.pad.length, self.robot.gripper.pad.width)
+        self._touch_kernel = touch_model.TouchKernel(
+            self.grid, self.pad_site, self.contact_idx.start, self.cfg.sim.contact_slots * CONTACT_SLOT_SIZE,
+            self.net_idx.start) if t.enabled else None
+        self._sample0 = np.zeros(1, np.int64)
         tp = 1.0 / self.touch_hz
-        self.touch_ch = {p: SensorChannel(f"touch_{p}", t.taxel, (t.rows, t.cols, 3), n, tp, history=t.history,
-                                          element_dims=2) for p in self.pads} if t.enabled else {}
-        self.touch_net_ch = {p: SensorChannel(f"touch_net_{p}", t.net, (3,), n, tp) for p in self.pads} \
-            if t.enabled else {}
+        npads = len(self.pads)
+        # one channel for all pads: a dead element is one taxel of one pad
+        self.touch_ch = SensorChannel("touch", t.taxel, (npads, t.rows, t.cols, 3), n, tp, history=t.history,
+                                      element_dims=3) if t.enabled else None
+        self.touch_net_ch = SensorChannel("touch_net", t.net, (npads, 3), n, tp) if t.enabled else None
+        if t.enabled:  # substeps recorded by Batch.rollout that are touch samples
+            self._touch_substeps = np.arange(self.touch_period - 1, self.decimation, self.touch_period, dtype=np.int64)
+            rec = ("sensordata", "site_xpos", "site_xmat")
+            self._rollout_out = self.batch.rollout(1, record=rec)
+            self._rollout_out = {k: np.empty((n, self.decimation, *v.shape[2:]), v.dtype)
+                                 for k, v in self._rollout_out.items()}
         dof = len(self.robot.arms) * (self.robot.arm.dof + 1)
         self.proprio_ch = {
             "joint_pos": SensorChannel("joint_pos", cfg.proprio.joint_pos, (dof,), n, self.control_dt),
@@ -323,6 +340,10 @@ class BatchedEnv(gym.vector.VectorEnv):
             high = np.tile([p] * 3 + [r] * 3 + [1.0], n_arms)
         assert low.shape == (n_arms * (dof + 1),)
         self.single_action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        # tolerance so float32 round-trips of limits do not count as out of range
+        self._act_low, self._act_high = low - 1e-6, high + 1e-6
+        self._act_ctrl = np.concatenate([np.append(self.arm_act[a], self.grip_act[a]) for a in range(n_arms)])
+        self._act_scale = np.tile(np.append(np.ones(dof), self.robot.gripper.stroke), n_arms)
         self.action_space = spaces.Box(np.tile(self.single_action_space.low, (self.num_envs, 1)),
                                        np.tile(self.single_action_space.high, (self.num_envs, 1)), dtype=np.float32)
         self.single_observation_space = self.obs_spec.space()
@@ -340,7 +361,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         """Write the initial task state of `env_ids` into `self.qpos`/`self.qvel`; return the values drawn."""
         return [{} for _ in env_ids]
 
-    def _get_rewards(self) -> dict[str, np.ndarray]:
+    def _get_rewards(self, metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named dense reward terms, each (n,), already weighted; the step reward is their sum."""
         return {}
 
     def evaluate(self) -> dict[str, np.ndarray]:
@@ -400,11 +422,10 @@ class BatchedEnv(gym.vector.VectorEnv):
             self.ctrl[i, self.grip_act] = open_
 
     def _reset_sensors(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
-        if self.touch_ch:
+        if self.touch_ch is not None:
             taxels, net = self._touch_clean(env_ids)
-            for j, p in enumerate(self.pads):
-                self.touch_ch[p].reset(env_ids, rngs, initial=taxels[:, j])
-                self.touch_net_ch[p].reset(env_ids, rngs, initial=net[:, j])
+            self.touch_ch.reset(env_ids, rngs, initial=taxels)
+            self.touch_net_ch.reset(env_ids, rngs, initial=net)
         jp, jv = self._joint_state(env_ids)
         self.proprio_ch["joint_pos"].reset(env_ids, rngs, initial=jp)
         self.proprio_ch["joint_vel"].reset(env_ids, rngs, initial=jv)
@@ -477,18 +498,20 @@ class BatchedEnv(gym.vector.VectorEnv):
     def step(self, actions: np.ndarray):
         clipped = self._pre_physics_step(actions)
         failed = np.zeros(self.num_envs, bool)
-        for _ in range(self.decimation // self.touch_period):
-            try:
-                self.batch.step(nstep=self.touch_period)
-            except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
-                failed[e.ids] = True
-            if self.touch_ch:
-                self._sample_touch()
+        try:  # one C call for all substeps; touch inputs are recorded at every substep and sampled below
+            if self.touch_ch is not None:
+                self.batch.rollout(self.decimation, record=tuple(self._rollout_out), out=self._rollout_out)
+            else:
+                self.batch.step(nstep=self.decimation)
+        except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
+            failed[e.ids] = True
+        if self.touch_ch is not None:
+            self._sample_touch()
         self.episode_step += 1
         failed |= self._diverged()
         metrics = self.evaluate()
-        rewards = self._get_rewards()
-        total = np.sum([r for r in rewards.values()], axis=0) if rewards else np.zeros(self.num_envs)
+        rewards = self._get_rewards(metrics)
+        total = sum(rewards.values()) if rewards else np.zeros(self.num_envs)
         terminated = self._get_dones(metrics) | failed
         truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
         info: dict[str, Any] = {"success": metrics["success"], "progress": metrics["progress"],
@@ -506,7 +529,7 @@ class BatchedEnv(gym.vector.VectorEnv):
             self.reset_idx(ids)
             obs = self._get_observations(force_sample=True, env_ids=ids, previous=obs)
         self._obs = obs
-        return obs, total.astype(np.float64), terminated, truncated, info
+        return obs, np.asarray(total, np.float64), terminated, truncated, info
 
     def _pre_physics_step(self, actions: np.ndarray) -> np.ndarray:
         """Validate the action and write servo targets; returns (n,) bool, True where a value was clipped."""
@@ -518,28 +541,32 @@ class BatchedEnv(gym.vector.VectorEnv):
             else:
                 raise ValueError(f"action must have shape {want} (num_envs, action_dim) for action.mode="
                                  f"{self.cfg.action.mode!r}, got {a.shape}")
-        bad = ~np.isfinite(a)
-        if bad.any():
+        bad = None if np.isfinite(a.sum()) else ~np.isfinite(a)  # one reduction on the common path
+        if bad is not None and bad.any():
             envs, dims = np.nonzero(bad)
             raise ValueError(f"action contains NaN/inf at env(s) {sorted(set(envs.tolist()))}, dim(s) "
                              f"{sorted(set(dims.tolist()))}; nothing was applied. Fix the policy output "
                              "(e.g. check normalisation statistics) before stepping.")
-        lo, hi = self.single_action_space.low, self.single_action_space.high
-        out = (a < lo - 1e-6) | (a > hi + 1e-6)
-        if out.any() and self.cfg.action.out_of_range == "error":
-            envs, dims = np.nonzero(out)
-            raise ValueError(f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) "
-                             f"{sorted(set(dims.tolist()))}: expected within [{lo[dims[0]]:.3g}, {hi[dims[0]]:.3g}]"
-                             f", got {a[envs[0], dims[0]]:.4g}. Fix the action, or set action.out_of_range=clip.")
-        a = np.clip(a, lo, hi)
-        per_arm = a.reshape(self.num_envs, len(self.robot.arms), -1)  # (n, arms, dof + 1)
+        lo, hi = self._act_low, self._act_high
+        clipped = np.minimum(np.maximum(a, lo), hi)
+        out = clipped != a
+        any_out = out.any(axis=1)
+        if any_out.any():
+            if self.cfg.action.out_of_range == "error":
+                envs, dims = np.nonzero(out)
+                raise ValueError(
+                    f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) {sorted(set(dims.tolist()))}"
+                    f": expected within [{lo[dims[0]]:.4g}, {hi[dims[0]]:.4g}], got {a[envs[0], dims[0]]:.4g}. "
+                    "Fix the action, or set action.out_of_range=clip.")
+            a = clipped
         if self.cfg.action.mode == "joint_pos":
-            q = per_arm[..., :-1]
+            self.ctrl[:, self._act_ctrl] = a * self._act_scale  # arm joints in rad, gripper opening → m
         else:
-            q = self._ik(per_arm[..., :-1])
-        self.ctrl[:, self.arm_act] = np.clip(q, self.joint_low, self.joint_high)
-        self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
-        return out.any(axis=1)
+            per_arm = a.reshape(self.num_envs, len(self.robot.arms), -1)  # (n, arms, 7)
+            q = np.clip(self._ik(per_arm[..., :-1]), self.joint_low, self.joint_high)
+            self.ctrl[:, self.arm_act] = q
+            self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
+        return any_out
 
     def _ik(self, delta: np.ndarray) -> np.ndarray:
         """ee_delta → joint targets: one DLS step from the current configuration, (n, arms, 6) → (n, arms, dof)."""
@@ -553,44 +580,56 @@ class BatchedEnv(gym.vector.VectorEnv):
         return out
 
     def _diverged(self) -> np.ndarray:
-        finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
-        fast = np.abs(np.nan_to_num(self.qvel, nan=np.inf)).max(axis=1) > self.cfg.sim.max_speed
-        badqacc = self.batch.warning[:, mujoco.mjtWarning.mjWARN_BADQACC, 0] > 0
-        if badqacc.any():  # MuJoCo reset those sims itself; count once
-            self.batch.warning[badqacc, mujoco.mjtWarning.mjWARN_BADQACC, 0] = 0
-        return ~finite | fast | badqacc
+        """(n,) bool: NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's bad-acceleration reset."""
+        # one reduction each; NaN fails `<=` and inf exceeds the bound, so both count as diverged
+        ok = np.abs(self.qvel).max(axis=1) <= self._max_speed
+        if not ok.all() or not np.isfinite(self.qpos.sum()):
+            ok &= np.isfinite(self.qpos).all(axis=1)
+        if self._badqacc_count.any():  # MuJoCo reset those sims itself; count each event once
+            badqacc = self._badqacc_count[:, 0] > 0
+            self._badqacc_count[badqacc] = 0
+            ok &= ~badqacc
+        return ~ok
 
     # ------------------------------------------------------------------ sensing
+    def pad_forces(self) -> np.ndarray:
+        """Privileged (n, pads, 3) net pad force (normal, shear_x, shear_y) in N, noise-free, last physics step."""
+        mat = self.site_xmat[:, self.pad_site].reshape(-1, len(self.pads), 3, 3)
+        net = self.sensordata[:, self.net_idx].reshape(-1, len(self.pads), 3)
+        return touch_model.net_force_in_pad_frame(net, mat)
+
     def _touch_clean(self, env_ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """Clean taxels (n, pads, r, c, 3) and net forces (n, pads, 3) in N from the last physics step."""
-        sd = self.sensordata[env_ids]
-        pos = self.site_xpos[env_ids][:, self.pad_site]
-        mat = self.site_xmat[env_ids][:, self.pad_site].reshape(-1, len(self.pads), 3, 3)
-        taxels = touch_model.taxels_from_contacts(sd[:, self.contact_idx], pos, mat, self.grid)
-        net = touch_model.net_force_in_pad_frame(sd[:, self.net_idx], mat)
-        gain = self._touch_gain[env_ids][..., None]
-        return taxels * gain[..., None, None], net * gain
+        """Clean taxels (n, pads, r, c, 3) and net forces (n, pads, 3) in N, gains applied, from the bound fields
+        of the last physics step."""
+        sd, xpos, xmat = self.sensordata[env_ids], self.site_xpos[env_ids], self.site_xmat[env_ids]
+        taxels, net = self._touch_kernel(sd[:, None], xpos[:, None], xmat[:, None], self._sample0,
+                                         self._touch_gain[env_ids])
+        return taxels[:, 0], net[:, 0]
 
     def _sample_touch(self) -> None:
-        taxels, net = self._touch_clean()
-        for j, p in enumerate(self.pads):
-            self.touch_ch[p].push(taxels[:, j], self.rngs)
-            self.touch_net_ch[p].push(net[:, j], self.rngs)
+        """Touch samples of the last control step from the substeps `Batch.rollout` recorded."""
+        r = self._rollout_out
+        taxels, net = self._touch_kernel(r["sensordata"], r["site_xpos"], r["site_xmat"], self._touch_substeps,
+                                         self._touch_gain)
+        self.touch_ch.push_many(taxels, self.rngs)  # (n, samples, ...), oldest first
+        self.touch_net_ch.push_many(net, self.rngs)
 
     def _joint_state(self, env_ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """ALOHA-layout joint positions and velocities, (n, 14) each; gripper as opening fraction."""
-        stroke = self.robot.gripper.stroke
-        qp, qv = self.qpos[env_ids], self.qvel[env_ids]
-        pos = np.concatenate([qp[:, self.arm_qadr], qp[:, self.finger_qadr, None] / stroke], axis=2)
-        vel = np.concatenate([qv[:, self.arm_dadr], qv[:, self.finger_dadr, None] / stroke], axis=2)
-        return pos.reshape(len(qp), -1), vel.reshape(len(qv), -1)
+        if not hasattr(self, "_js_q"):
+            n_arms = len(self.robot.arms)
+            self._js_q = np.concatenate([np.append(self.arm_qadr[a], self.finger_qadr[a]) for a in range(n_arms)])
+            self._js_d = np.concatenate([np.append(self.arm_dadr[a], self.finger_dadr[a]) for a in range(n_arms)])
+            self._js_scale = 1.0 / self._act_scale
+        return self.qpos[env_ids][:, self._js_q] * self._js_scale, self.qvel[env_ids][:, self._js_d] * self._js_scale
 
-    def ee_pose(self) -> np.ndarray:
-        """(n, arms, 7) TCP position (m) and quaternion (w, x, y, z), world frame."""
-        pos = self.site_xpos[:, self.tcp_site]
-        mats = self.site_xmat[:, self.tcp_site]
-        quat = np.stack([[mat_to_quat(m) for m in env] for env in mats]) if mats.size else np.zeros((0, 2, 4))
-        return np.concatenate([pos, quat], axis=-1)
+    def ee_pose(self, dtype=np.float64) -> np.ndarray:
+        """(n, arms, 7) TCP position (m) and quaternion (w, x, y, z), world frame (the TCP site is not rotated
+        relative to the gripper body, so the body's quaternion is the TCP's)."""
+        out = np.empty((self.num_envs, len(self.tcp_site), 7), dtype)
+        out[..., :3] = self.site_xpos[:, self.tcp_site]
+        out[..., 3:] = self.xquat[:, self.tcp_body]
+        return out
 
     def _render_clean(self, env_ids: np.ndarray) -> dict[str, np.ndarray]:
         frames: dict[str, np.ndarray] = {}
@@ -634,15 +673,17 @@ class BatchedEnv(gym.vector.VectorEnv):
             if not force_sample and self._due(self._proprio_every[key]):
                 self.proprio_ch[key].push(clean, self.rngs)
         obs: dict[str, np.ndarray] = {
-            "joint_pos": self.proprio_ch["joint_pos"].read().astype(np.float32),
-            "joint_vel": self.proprio_ch["joint_vel"].read().astype(np.float32),
-            "ee_pose": self.ee_pose().astype(np.float32),
+            "joint_pos": self.proprio_ch["joint_pos"].read(),
+            "joint_vel": self.proprio_ch["joint_vel"].read(),
+            "ee_pose": self.ee_pose(np.float32),
         }
-        for p in self.touch_ch:
-            obs[f"touch_{p}"] = self.touch_ch[p].read()
-            if obs[f"touch_{p}"].ndim == 4:
-                obs[f"touch_{p}"] = obs[f"touch_{p}"][:, None]
-            obs[f"touch_net_{p}"] = self.touch_net_ch[p].read()
+        if self.touch_ch is not None:
+            taxels, net = self.touch_ch.read(), self.touch_net_ch.read()
+            if taxels.ndim == 5:  # history 1: (n, pads, r, c, 3) → (n, 1, pads, r, c, 3)
+                taxels = taxels[:, None]
+            for j, p in enumerate(self.pads):
+                obs[f"touch_{p}"] = taxels[:, :, j]
+                obs[f"touch_net_{p}"] = net[:, j]
         if self.cam_ch and not force_sample:
             due = [n for n in self.cfg.cameras if self._due(self._cam_every[n])]
             if due:

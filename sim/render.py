@@ -8,9 +8,11 @@ MuJoCo's defaults render about 50× slower on a software rasteriser.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 
@@ -51,6 +53,16 @@ def _gl_context(width: int, height: int):
         ) from e
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # free GL contexts before interpreter teardown; freeing them later raises inside PyOpenGL
+    for r in list(_LIVE):
+        r.close()
+
+
 class Renderer:
     """Renders named cameras of one MjModel at per-camera resolutions into uint8 RGB (and float32 depth, m).
 
@@ -76,6 +88,7 @@ class Renderer:
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._model = model
+        _LIVE.add(self)
 
     def render(self, model, data, camera: str | int, width: int, height: int, depth: bool = False):
         """(height, width, 3) uint8 RGB, and (height, width) float32 depth in m when `depth`."""
@@ -99,6 +112,7 @@ class Renderer:
 
     def close(self) -> None:
         if self._ctx is not None:
+            self._ctx.make_current()
             self._con.free()
             self._ctx.free()
             self._ctx = None

@@ -309,6 +309,8 @@ class SensorChannel:
         self._c_hi = c(cfg.saturation)
         self._c_q = c(cfg.quantization)
         self._work = np.empty((self.num_envs, *shape), dtype=dt)
+        self._many_noise: dict[int, np.ndarray] = {}  # push_many work buffers by sample count
+        self._many_slots: dict[tuple[int, int], np.ndarray] = {}  # ring slots by (head, sample count)
         self._full_shape = (self.num_envs, *shape)
 
     # ------------------------------------------------------------------ properties
@@ -347,12 +349,17 @@ class SensorChannel:
         rngs: Sequence[np.random.Generator],
         dead_b: np.ndarray | None,
         noise: np.ndarray | None,
+        drawn: bool = False,
     ) -> None:
-        """Corrupt ``x`` (k, *shape) in place: dead -> noise -> quantize -> saturate (see module docstring)."""
+        """Corrupt ``x`` (k, *shape) in place: dead -> noise -> quantize -> saturate (see module docstring).
+
+        ``noise`` is a work buffer filled here from ``rngs``, or already filled when ``drawn``.
+        """
         if noise is not None:
             dt = self.dtype
-            for i, rng in enumerate(rngs):
-                rng.standard_normal(dtype=dt, out=noise[i])
+            if not drawn:
+                for i, rng in enumerate(rngs):
+                    rng.standard_normal(dtype=dt, out=noise[i])
             if self._has_rel:  # block index -1: multiplicative term
                 rel = noise[:, -1]
                 np.multiply(rel, self._c_rel, out=rel)
@@ -441,6 +448,39 @@ class SensorChannel:
         self._corrupt(x, rngs, self._dead_b if self._n_dead else None, self._noise)
         np.copyto(self._slots[head], x, casting="unsafe")
         self._head = head
+
+    def push_many(self, clean: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        """Take ``S`` consecutive samples at once: ``clean`` is ``(num_envs, S, *shape)``, oldest first.
+
+        Same result as ``S`` calls to :meth:`push`, with one noise draw of ``(S, n_noise, *shape)`` per env — the
+        env records touch at every physics substep and hands over all samples of a control step together.
+        """
+        n_samples = clean.shape[1] if clean.ndim == len(self._full_shape) + 1 else -1
+        if clean.shape != (self.num_envs, n_samples, *self.shape):
+            raise ValueError(
+                f"sensor {self.name!r}: push_many got shape {np.shape(clean)}, expected "
+                f"{(self.num_envs, 'S', *self.shape)}"
+            )
+        if n_samples > self._len:  # older samples would be overwritten within this call anyway
+            clean, n_samples = clean[:, -self._len :], self._len
+        x = np.array(clean, dtype=self.dtype)  # (n, S, *shape), a fresh work buffer
+        noise = None
+        if self._n_noise:
+            # (n, n_noise, S, *shape): per env one contiguous draw, in the layout _corrupt indexes
+            noise = self._many_noise.get(n_samples)
+            if noise is None:
+                noise = np.empty((self.num_envs, self._n_noise, n_samples, *self.shape), dtype=self.dtype)
+                self._many_noise[n_samples] = noise
+            for i, rng in enumerate(rngs):
+                rng.standard_normal(dtype=self.dtype, out=noise[i])
+        dead = self._dead_b[:, None] if self._n_dead else None
+        self._corrupt(x, (), dead, noise, drawn=True)
+        slots = self._many_slots.get((self._head, n_samples))
+        if slots is None:
+            slots = (self._head + 1 + np.arange(n_samples)) % self._len
+            self._many_slots[(self._head, n_samples)] = slots
+        self._buf[:, slots] = x
+        self._head = int(slots[-1])
 
     def read(self) -> np.ndarray:
         """Delivered readings (a new array).

@@ -17,6 +17,7 @@ Success conditions:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,14 @@ class LiftBlockEnv(BatchedEnv):
         return SceneSpec(robot=self.robot, props=(block,), timestep=self.cfg.sim.physics_dt,
                          contact_slots=self.cfg.sim.contact_slots)
 
-    @property
+    @functools.cached_property
     def _block_qadr(self) -> int:
         return int(self.model.jnt_qposadr[self.model.joint("block").id])
+
+    @functools.cached_property
+    def _rest_z(self) -> np.ndarray:
+        """(n,) resting height of each env's block centre (m); set at reset (object scale changes it)."""
+        return np.full(self.num_envs, HALF)
 
     def _reset_task(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> list[dict[str, Any]]:
         out = []
@@ -72,11 +78,12 @@ class LiftBlockEnv(BatchedEnv):
             yaw = rng.uniform(-self.cfg.block_yaw_range, self.cfg.block_yaw_range)
             color = list(COLORS)[rng.integers(len(COLORS))]
             template = INSTRUCTIONS[rng.integers(len(INSTRUCTIONS))]
-            z = HALF * (self._models[i].geom_size[gid, 0] / HALF)
+            z = float(self._models[i].geom_size[gid, 0])  # half-size after object-scale randomization
             self.qpos[i, a:a + 7] = [x, y, z, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
             self.qvel[i, self.model.jnt_dofadr[self.model.joint("block").id]:][:6] = 0.0
             jitter = self._models[i].geom_rgba[gid, :3] - self._nominal.geom_rgba[gid, :3]
             self._models[i].geom_rgba[gid, :3] = np.clip(np.array(COLORS[color][:3]) + jitter, 0, 1)
+            self._rest_z[i] = z
             out.append({"block_xy": [x, y], "block_yaw": yaw, "block_color": color,
                         "instruction": template.format(c=color), "block_rest_z": z})
         self.batch.set_models(self._models)
@@ -89,26 +96,20 @@ class LiftBlockEnv(BatchedEnv):
         a = self._block_qadr
         return {"block_pose": self.qpos[:, a:a + 7].astype(np.float32)}
 
-    def _pad_normal(self) -> np.ndarray:
-        """(n, pads) clean net normal force per pad (N)."""
-        return self._touch_clean()[1][..., 0]
-
     def evaluate(self) -> dict[str, np.ndarray]:
         a = self._block_qadr
-        rest = np.array([p.get("block_rest_z", HALF) for p in self.episode_params])
-        height = self.qpos[:, a + 2] - rest
-        press = self._pad_normal() > self.cfg.grasp_force  # (n, 4): left_a, left_b, right_a, right_b
+        height = self.qpos[:, a + 2] - self._rest_z
+        press = self.pad_forces()[..., 0] > self.cfg.grasp_force  # (n, 4): left_a, left_b, right_a, right_b
         grasped = (press[:, 0] & press[:, 1]) | (press[:, 2] & press[:, 3])
         progress = np.clip(height / self.cfg.lift_height, 0.0, 1.0) * 0.7 + 0.3 * grasped
         return {"success": (height >= self.cfg.lift_height) & grasped, "progress": progress,
                 "grasped": grasped, "height": height}
 
-    def _get_rewards(self) -> dict[str, np.ndarray]:
+    def _get_rewards(self, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         a = self._block_qadr
         block = self.qpos[:, a:a + 3]
         tcp = self.site_xpos[:, self.tcp_site]  # (n, arms, 3)
         reach = np.linalg.norm(tcp - block[:, None], axis=-1).min(axis=1)
-        m = self.evaluate()
         return {"reach": 1.0 - np.tanh(10.0 * reach), "grasp": 0.5 * m["grasped"],
                 "lift": 2.0 * np.clip(m["height"] / self.cfg.lift_height, 0, 1)}
 

@@ -1,0 +1,172 @@
+"""`rho bench sim`: simulation throughput, side by side in one process.
+
+Workload: the `lift_block` scene driven through a recorded grasp-and-lift (the scripted expert's servo targets,
+replayed open-loop), so contacts and touch are exercised, not just free motion. All rates are medians over
+`repeats` runs; machines are shared and noisy, so compare ratios taken in the same run.
+
+Figures:
+    raw_mujoco_steps_per_s   bare `mujoco.mj_step` on the env's compiled model (same timestep, same contact
+                             sensors), one MjData, one core — the physical limit
+    env_physics_steps_per_s  `BatchedEnv.step` with 1 env on 1 thread, touch on, no cameras, counted in physics steps;
+                             the sim core (actions, physics, touch, sensor realism, observations, divergence checks)
+    task_env_physics_steps_per_s  the same with lift_block's success checks, reward terms and task observations
+    env_vs_raw               env / raw                                   (target ≥ 0.8)
+    tactile_overhead         env steps/s with touch off / with touch on  (target ≤ 1.15)
+    render_fps_128/224       camera images per second rendering cam_high + both wrist cameras at 128² / 224²
+    parallel_speedup_2cores  N envs on 2 threads / the same N envs on 1 thread (target ≥ 1.7)
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+import mujoco
+import numpy as np
+
+
+def _core_env(cfg):
+    """The sim core on the lift_block scene: robot, block, touch, sensors, observations — no task logic
+    (success checks and reward terms are task code, measured separately as `task_env_*`)."""
+    from rho.sim.env import BatchedEnv
+    from rho.tasks.lift_block import LiftBlockEnv
+
+    class CoreEnv(LiftBlockEnv):
+        evaluate = BatchedEnv.evaluate
+        _get_rewards = BatchedEnv._get_rewards
+        _get_task_obs = BatchedEnv._get_task_obs
+        _task_obs_keys = BatchedEnv._task_obs_keys
+
+    return CoreEnv(cfg)
+
+
+def _lift_cfg(num_envs: int = 1, touch: bool = True, cameras: dict | None = None, threads: int = 1):
+    from rho.tasks.lift_block import LiftBlockCfg
+
+    cfg = LiftBlockCfg(num_envs=num_envs, seed=0)
+    cfg.touch.enabled = touch
+    cfg.cameras = cameras if cameras is not None else {}
+    cfg.sim.num_threads = threads
+    return cfg
+
+
+def record_workload(control_steps: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """The scripted expert's joint-position targets for one grasp-and-lift, and the initial state."""
+    from rho.tasks import make_env
+    from rho.tasks.lift_block import LiftBlockExpert
+
+    cfg = _lift_cfg()
+    cfg.action.mode = "ee_delta"
+    env = make_env("lift_block", cfg)
+    expert = LiftBlockExpert(env)
+    obs, _ = env.reset(seed=0)
+    state0 = env.get_state()[0].copy()
+    ctrls = []
+    for _ in range(control_steps):
+        obs, *_ = env.step(expert.act(obs))
+        ctrls.append(env.ctrl[0].copy())
+    env.close()
+    return np.array(ctrls), state0
+
+
+def _ctrl_to_action(env, ctrl: np.ndarray) -> np.ndarray:
+    """Servo targets (nu,) → the env's joint_pos action (14,)."""
+    q = ctrl[env.arm_act]
+    g = ctrl[env.grip_act] / env.robot.gripper.stroke
+    return np.concatenate([q, g[:, None]], axis=1).reshape(-1)
+
+
+def raw_rate(ctrls: np.ndarray, state0: np.ndarray, decimation: int) -> float:
+    from rho.tasks import make_env
+
+    env = make_env("lift_block", _lift_cfg())
+    m = env.model
+    d = mujoco.MjData(m)
+    mujoco.mj_setState(m, d, state0, mujoco.mjtState.mjSTATE_INTEGRATION)
+    env.close()
+    t = time.perf_counter()
+    for c in ctrls:
+        d.ctrl[:] = c
+        for _ in range(decimation):
+            mujoco.mj_step(m, d)
+    return len(ctrls) * decimation / (time.perf_counter() - t)
+
+
+def env_rate(ctrls: np.ndarray, state0: np.ndarray, num_envs: int = 1, touch: bool = True, threads: int = 1,
+             task: bool = False) -> float:
+    from rho.tasks import make_env
+
+    cfg = _lift_cfg(num_envs, touch, threads=threads)
+    env = make_env("lift_block", cfg) if task else _core_env(cfg)
+    env.reset(seed=0)
+    if touch:
+        env.set_state(np.tile(state0, (num_envs, 1)))
+    actions = [np.tile(_ctrl_to_action(env, c), (num_envs, 1)) for c in ctrls]
+    t = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    dt = time.perf_counter() - t
+    rate = len(ctrls) * env.decimation * num_envs / dt
+    env.close()
+    return rate
+
+
+def render_rate(size: int, frames: int = 30) -> float:
+    from rho.sim.env import DEFAULT_CAMERAS, CameraCfg
+    from rho.tasks import make_env
+
+    cams = {c: CameraCfg(width=size, height=size) for c in DEFAULT_CAMERAS}
+    env = make_env("lift_block", _lift_cfg(cameras=cams))
+    env.reset(seed=0)
+    ids = np.arange(1)
+    env._render_clean(ids)  # warm-up: context and textures
+    t = time.perf_counter()
+    for _ in range(frames):
+        env._render_clean(ids)
+    rate = frames * len(cams) / (time.perf_counter() - t)
+    env.close()
+    return rate
+
+
+def _median(fn, repeats: int) -> float:
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def bench_sim(repeats: int = 3, parallel_envs: int = 8, control_steps: int = 150, render: bool = True
+              ) -> dict[str, Any]:
+    ctrls, state0 = record_workload(control_steps)
+    from rho.sim.env import SimCfg
+    from rho.sim.sensors import rate_to_period_steps
+
+    s = SimCfg()
+    dec = rate_to_period_steps(s.control_hz, s.physics_dt)
+    raw = _median(lambda: raw_rate(ctrls, state0, dec), repeats)
+    env_on = _median(lambda: env_rate(ctrls, state0), repeats)
+    env_off = _median(lambda: env_rate(ctrls, state0, touch=False), repeats)
+    task_on = _median(lambda: env_rate(ctrls, state0, task=True), repeats)
+    par1 = _median(lambda: env_rate(ctrls, state0, parallel_envs, threads=1), repeats)
+    par2 = _median(lambda: env_rate(ctrls, state0, parallel_envs, threads=2), repeats)
+    out: dict[str, Any] = {
+        "raw_mujoco_steps_per_s": round(raw),
+        "env_physics_steps_per_s": round(env_on),
+        "env_vs_raw": round(env_on / raw, 3),
+        "env_touch_off_steps_per_s": round(env_off),
+        "tactile_overhead": round(env_off / env_on, 3),
+        "task_env_physics_steps_per_s": round(task_on),
+        "task_env_vs_raw": round(task_on / raw, 3),
+        "parallel_envs": parallel_envs,
+        "parallel_1thread_steps_per_s": round(par1),
+        "parallel_2threads_steps_per_s": round(par2),
+        "parallel_speedup_2cores": round(par2 / par1, 3),
+    }
+    if render:
+        out["render_fps_128"] = round(_median(lambda: render_rate(128), repeats), 1)
+        out["render_fps_224"] = round(_median(lambda: render_rate(224), repeats), 1)
+        out["render_backend"] = os.environ.get("MUJOCO_GL", "")
+    out.update({"physics_dt": s.physics_dt, "control_hz": s.control_hz, "repeats": repeats,
+                "control_steps": control_steps, "mujoco": mujoco.__version__, "cpu_count": os.cpu_count(),
+                "machine": platform.processor() or platform.machine()})
+    return out
