@@ -56,7 +56,8 @@ import yaml as pyyaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-__all__ = ["CONFIG_PACKAGE", "ConfigError", "config_to_dict", "config_to_yaml", "load_config", "parse_cli"]
+__all__ = ["CONFIG_PACKAGE", "ConfigError", "config_to_dict", "config_to_yaml", "load_config", "parse_cli",
+           "validate_config"]
 
 T = TypeVar("T")
 
@@ -126,6 +127,11 @@ def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             overrides.append(arg)
     return overrides, flags
+
+
+def validate_config(cfg: Any) -> list[str]:
+    """Messages of every ``validate()`` hook in a config object's tree (for configs built in code, not loaded)."""
+    return list(_validator_problems(cfg, ()))
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from mujoco.batch import Batch, SimulationError
 
 from rho.assets.mjcf import CONTACT_SLOT_SIZE, FINGERS, SceneSpec, build_mjcf, pad_names
 from rho.assets.robots import get_robot
+from rho.config import ConfigError, validate_config
 
 from . import touch as touch_model
 from .ik import dls_step, quat_error
@@ -164,9 +165,9 @@ class BatchedEnv(gym.vector.VectorEnv):
         cfg = copy.deepcopy(cfg) if cfg is not None else self.default_cfg()
         for k, v in overrides.items():  # gym.make(..., num_envs=4) style shortcuts
             setattr(cfg, k, v)
-        problems = [p for p in (cfg.validate() + cfg.sim.validate() + cfg.touch.validate())]
+        problems = validate_config(cfg)
         if problems:
-            raise ValueError("invalid environment config:\n  - " + "\n  - ".join(problems))
+            raise ConfigError(problems)
         self.cfg = cfg
         self.num_envs = cfg.num_envs
         self.robot = get_robot(cfg.robot)

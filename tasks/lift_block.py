@@ -26,7 +26,7 @@ import numpy as np
 from rho.assets.mjcf import PropSpec, SceneSpec
 from rho.sim.env import BatchedEnv, EnvCfg
 
-from .registry import register_task
+from .registry import register_expert, register_task
 
 COLORS = {"red": (0.85, 0.2, 0.15, 1.0), "green": (0.2, 0.7, 0.25, 1.0), "blue": (0.2, 0.35, 0.85, 1.0),
           "yellow": (0.9, 0.8, 0.15, 1.0)}
@@ -114,6 +114,7 @@ class LiftBlockEnv(BatchedEnv):
                 "lift": 2.0 * np.clip(m["height"] / self.cfg.lift_height, 0, 1)}
 
 
+@register_expert("lift_block", action_mode="ee_delta")
 class LiftBlockExpert:
     """Scripted expert for `lift_block` in `ee_delta` mode: the arm nearer the block goes above it, descends with
     the fingers straddling two faces, closes until both pads press the block (touch), and lifts.

@@ -5,6 +5,7 @@ vectorization_mode="vector_entry_point")` builds the batched env and `gym.make("
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ class TaskEntry:
     gym_id: str  # e.g. "rho/LiftBlock-v0"
     env_cls: type[BatchedEnv]
     cfg_cls: type[EnvCfg]
+    expert_cls: type | None = None  # scripted expert: expert_cls(env).act(obs) -> actions; .reset(env_ids)
+    expert_action_mode: str = "joint_pos"  # the action.mode the expert drives
 
 
 ALL_TASKS: dict[str, TaskEntry] = {}
@@ -33,9 +36,20 @@ def register_task(name: str, gym_id: str, cfg_cls: type[EnvCfg]) -> Callable[[ty
             raise ValueError(f"task {name!r} registered twice")
         cls.task_name = name
         ALL_TASKS[name] = TaskEntry(name, gym_id, cls, cfg_cls)
-        gym.register(id=gym_id, entry_point=f"rho.tasks.registry:make_single",
-                     vector_entry_point=f"rho.tasks.registry:make_vector", kwargs={"task": name},
+        gym.register(id=gym_id, entry_point="rho.tasks.registry:make_single",
+                     vector_entry_point="rho.tasks.registry:make_vector", kwargs={"task": name},
                      disable_env_checker=True)
+        return cls
+
+    return deco
+
+
+def register_expert(task: str, action_mode: str) -> Callable[[type], type]:
+    """Class decorator: attach a scripted expert to a registered task."""
+
+    def deco(cls: type) -> type:
+        entry = get_task(task)
+        ALL_TASKS[entry.name] = dataclasses.replace(entry, expert_cls=cls, expert_action_mode=action_mode)
         return cls
 
     return deco
