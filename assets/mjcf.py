@@ -100,7 +100,9 @@ def _gripper_xml(robot: BimanualRobotSpec, arm: str) -> str:
     s, c = math.sin(math.radians(30)), math.cos(math.radians(30))
     out = [f'<body name="{arm}/gripper" pos="{g.base_offset} 0 0" gravcomp="1">',
            f'<geom class="arm" type="box" size="0.02 0.035 0.02" mass="0.3"/>',
-           f'<site name="{arm}/tcp" pos="{pad.offset + 0.004:.6g} 0 0" size="0.004" rgba="1 0 0 0.5" group="4"/>',
+           # tool-centre point: midway between the pad centres
+           f'<site name="{arm}/tcp" pos="{g.finger_offset + pad.offset:.6g} 0 0" size="0.004" rgba="1 0 0 0.5" '
+           f'group="4"/>',
            # looks along the fingers, tilted 30° down; camera -z is the view direction
            f'<camera name="cam_{arm}_wrist" pos="{_f(robot.wrist_camera_pos)}" '
            f'xyaxes="0 -1 0 {s:.6g} 0 {c:.6g}" fovy="{fovy}"/>']
@@ -108,7 +110,7 @@ def _gripper_xml(robot: BimanualRobotSpec, arm: str) -> str:
         # finger b is finger a turned 180° about x, so both open along their own +y
         quat = "1 0 0 0" if f == "a" else "0 1 0 0"
         out += [
-            f'<body name="{arm}/finger_{f}" pos="0.015 0 0" quat="{quat}" gravcomp="1">',
+            f'<body name="{arm}/finger_{f}" pos="{g.finger_offset} 0 0" quat="{quat}" gravcomp="1">',
             f'<joint name="{arm}/finger_{f}" type="slide" axis="0 1 0" range="0 {g.stroke}" damping="2" '
             f'armature="0.01"/>',
             f'<geom class="finger" type="box" pos="{g.finger_length / 2:.6g} '

@@ -48,7 +48,7 @@ from rho.assets.robots import get_robot
 from rho.config import ConfigError, validate_config
 
 from . import touch as touch_model
-from .ik import dls_step, quat_error
+from .ik import axis_angle_to_quat, dls_step, quat_error, quat_mul
 from .randomization import RandomizationCfg, mat_to_quat, quat_to_mat, random_rotation
 from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
 from .spec import ObservationSpec, ObsKey
@@ -128,6 +128,7 @@ class ActionCfg:
     max_ee_step_pos: float = 0.02  # ee_delta: largest translation per control step (m)
     max_ee_step_rot: float = 0.15  # ee_delta: largest rotation per control step (rad)
     ik_damping: float = 0.05  # damped-least-squares λ
+    ee_lead_steps: float = 3.0  # ee_delta: how far (in max steps) the TCP target may run ahead of the TCP
 
 
 @dataclass
@@ -193,6 +194,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.episode_params: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         self._base_seed = cfg.seed
         self._obs: dict[str, np.ndarray] | None = None
+        self._ee_target = np.zeros((self.num_envs, len(self.robot.arms), 7))  # ee_delta running TCP target
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -208,7 +210,9 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.qpos, self.qvel, self.ctrl = b.bind("qpos"), b.bind("qvel"), b.bind("ctrl")
         self.sensordata, self.site_xpos, self.site_xmat = b.bind("sensordata"), b.bind("site_xpos"), b.bind("site_xmat")
         self.xpos, self.xquat = b.bind("xpos"), b.bind("xquat")
-        self._badqacc_count = b.warning[:, mujoco.mjtWarning.mjWARN_BADQACC]  # (n, 2) live view
+        # MuJoCo resets a sim by itself on NaN/huge qpos, qvel or qacc and counts a warning: (n, 3) live view
+        w = mujoco.mjtWarning
+        self._bad_warning_ids = np.array([int(w.mjWARN_BADQPOS), int(w.mjWARN_BADQVEL), int(w.mjWARN_BADQACC)])
         self._max_speed = self.cfg.sim.max_speed
 
     def _index_model(self) -> None:
@@ -406,6 +410,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._reset_robot(env_ids, rngs)
         task_drawn = self._reset_task(env_ids, rngs)
         self.batch.forward(env_ids)
+        self._ee_target[env_ids] = self.ee_pose()[env_ids]
         for k, i in enumerate(env_ids):
             self.episode_params[i] = {"episode_seed": int(self.episode_seed[i]), **drawn[k], **task_drawn[k]}
         self._reset_sensors(env_ids, rngs)
@@ -570,26 +575,50 @@ class BatchedEnv(gym.vector.VectorEnv):
         return any_out
 
     def _ik(self, delta: np.ndarray) -> np.ndarray:
-        """ee_delta → joint targets: one DLS step from the current configuration, (n, arms, 6) → (n, arms, dof)."""
+        """ee_delta → joint targets, (n, arms, 6) → (n, arms, dof).
+
+        The delta moves a running TCP target (set to the measured pose at reset), kept within
+        `ee_lead_steps` steps' worth of motion of the measured pose so it cannot wind up against an obstacle;
+        one damped-least-squares step from the current joints towards that target gives the servo targets.
+        Because the target carries what the servos have not yet tracked, commanded and actual motion agree.
+        """
+        cfg = self.cfg.action
         q = self.qpos[:, self.arm_qadr]
+        pose = self.ee_pose()  # (n, arms, 7)
+        tgt = self._ee_target
+        lead_p, lead_r = cfg.ee_lead_steps * cfg.max_ee_step_pos, cfg.ee_lead_steps * cfg.max_ee_step_rot
+        tgt[..., :3] = np.clip(tgt[..., :3] + delta[..., :3], pose[..., :3] - lead_p, pose[..., :3] + lead_p)
+        tgt[..., 3:] = quat_mul(axis_angle_to_quat(delta[..., 3:]), tgt[..., 3:])
+        err_r = quat_error(tgt[..., 3:], pose[..., 3:])
+        ang = np.linalg.norm(err_r, axis=-1, keepdims=True)
+        if (ang > lead_r).any():  # pull the orientation target back within the lead
+            err_r = err_r * np.minimum(1.0, lead_r / np.maximum(ang, 1e-12))
+            tgt[..., 3:] = quat_mul(axis_angle_to_quat(err_r), pose[..., 3:])
+        err = np.concatenate([tgt[..., :3] - pose[..., :3], err_r], axis=-1)
         out = np.empty_like(q)
         for a in range(len(self.robot.arms)):
             point = self.site_xpos[:, self.tcp_site[a]]
             jacp, jacr = self.batch.jac(np.full(self.num_envs, self.tcp_body[a]), point)
             jac = np.concatenate([jacp, jacr], axis=1)[:, :, self.arm_dadr[a]]  # (n, 6, dof)
-            out[:, a] = q[:, a] + dls_step(jac, delta[:, a], self.cfg.action.ik_damping)
+            out[:, a] = q[:, a] + dls_step(jac, err[:, a], cfg.ik_damping)
         return out
 
+    @property
+    def ee_target(self) -> np.ndarray:
+        """(n, arms, 7) the running TCP target (position m, quaternion w, x, y, z) that ee_delta actions move."""
+        return self._ee_target
+
     def _diverged(self) -> np.ndarray:
-        """(n,) bool: NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's bad-acceleration reset."""
+        """(n,) bool: NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's own reset of a bad state."""
         # one reduction each; NaN fails `<=` and inf exceeds the bound, so both count as diverged
         ok = np.abs(self.qvel).max(axis=1) <= self._max_speed
         if not ok.all() or not np.isfinite(self.qpos.sum()):
             ok &= np.isfinite(self.qpos).all(axis=1)
-        if self._badqacc_count.any():  # MuJoCo reset those sims itself; count each event once
-            badqacc = self._badqacc_count[:, 0] > 0
-            self._badqacc_count[badqacc] = 0
-            ok &= ~badqacc
+        warned = self.batch.warning[:, self._bad_warning_ids, 1]  # (lastinfo, number): the count
+        if warned.any():  # MuJoCo reset those sims itself; count each event once
+            bad = warned.any(axis=1)
+            self.batch.warning[np.ix_(bad, self._bad_warning_ids)] = 0
+            ok &= ~bad
         return ~ok
 
     # ------------------------------------------------------------------ sensing

@@ -34,3 +34,18 @@ def quat_error(q_target: np.ndarray, q_current: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
     angle = 2 * np.arctan2(norm, w)
     return np.where(norm > 1e-12, v / np.maximum(norm, 1e-12) * angle, 2 * v)
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a ⊗ b of (..., 4) quaternions (w, x, y, z)."""
+    w1, v1, w2, v2 = a[..., :1], a[..., 1:], b[..., :1], b[..., 1:]
+    return np.concatenate([w1 * w2 - np.sum(v1 * v2, -1, keepdims=True),
+                           w1 * v2 + w2 * v1 + np.cross(v1, v2)], axis=-1)
+
+
+def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
+    """Rotation vector (..., 3) in rad → quaternion (..., 4) as (w, x, y, z)."""
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    half = angle / 2
+    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([np.cos(half), rotvec * scale], axis=-1)

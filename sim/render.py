@@ -44,6 +44,7 @@ def _gl_context(width: int, height: int):
             from mujoco.glfw import GLContext
         ctx = GLContext(width, height)
         ctx.make_current()
+        _hook_exit()
         return ctx
     except Exception as e:  # the platform's libraries are missing or broken
         raise RuntimeError(
@@ -54,13 +55,24 @@ def _gl_context(width: int, height: int):
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
+_HOOKED = False
 
 
-@atexit.register
 def _close_all() -> None:
     # free GL contexts before interpreter teardown; freeing them later raises inside PyOpenGL
     for r in list(_LIVE):
-        r.close()
+        try:
+            r.close()
+        except Exception:
+            pass
+
+
+def _hook_exit() -> None:
+    """Register `_close_all` after the GL platform module (atexit is LIFO: ours must run before its teardown)."""
+    global _HOOKED
+    if not _HOOKED:
+        atexit.register(_close_all)
+        _HOOKED = True
 
 
 class Renderer:

@@ -124,12 +124,15 @@ class LiftBlockExpert:
 
     name, version = "lift_block_scripted", "0.1"
 
+    grasp_z = 0.02  # TCP height above the block centre when grasping: fingertips clear the table (m)
+
     def __init__(self, env: LiftBlockEnv, squeeze_force: float = 4.0):
         if env.cfg.action.mode != "ee_delta":
             raise ValueError("LiftBlockExpert drives action.mode=ee_delta; set action.mode=ee_delta")
         self.env, self.squeeze_force = env, squeeze_force
         self.phase = np.zeros(env.num_envs, int)
         self.timer = np.zeros(env.num_envs, int)
+        self.hold = np.zeros((env.num_envs, 3))  # grasp position latched when squeezing starts (m)
 
     def reset(self, env_ids: np.ndarray | None = None) -> None:
         ids = slice(None) if env_ids is None else env_ids
@@ -142,26 +145,31 @@ class LiftBlockExpert:
 
         env, n = self.env, self.env.num_envs
         block, ee = obs["block_pose"].astype(float), obs["ee_pose"].astype(float)
+        target = env.ee_target  # (n, arms, 7) running TCP target the deltas move
         arm = (block[:, 0] > 0).astype(int)  # 0 = left arm (x < 0), 1 = right
         cfg = env.cfg.action
         action = np.zeros((n, 2, 7))
         action[:, :, 6] = 1.0
         for i in range(n):
-            a = arm[i]
+            a, ph = arm[i], self.phase[i]
             yaw = 2 * np.arctan2(block[i, 6], block[i, 3])
-            target = block[i, :3] + [0, 0, (0.10, 0.017, 0.017, 0.12)[self.phase[i]]]
             c, s = np.cos(yaw), np.sin(yaw)
             rot = np.array([[0, c, s], [0, s, -c], [-1, 0, 0]], float)  # columns: tcp x down, y across faces
-            dpos = np.clip(target - ee[i, a, :3], -cfg.max_ee_step_pos, cfg.max_ee_step_pos)
-            drot = np.clip(quat_error(mat_to_quat(rot), ee[i, a, 3:]), -cfg.max_ee_step_rot, cfg.max_ee_step_rot)
+            if ph < 2:
+                goal = block[i, :3] + [0, 0, 0.10 if ph == 0 else self.grasp_z]
+            else:
+                goal = self.hold[i] + [0, 0, 0.0 if ph == 2 else 0.12]
+            dpos = np.clip(goal - target[i, a, :3], -cfg.max_ee_step_pos, cfg.max_ee_step_pos)
+            drot = np.clip(quat_error(mat_to_quat(rot), target[i, a, 3:]), -cfg.max_ee_step_rot,
+                           cfg.max_ee_step_rot)
             action[i, a, :6] = np.r_[dpos, drot]
+            action[i, a, 6] = 1.0 if ph < 2 else 0.0
             pads = obs[f"touch_net_{env.robot.arms[a]}_a"][i, 0], obs[f"touch_net_{env.robot.arms[a]}_b"][i, 0]
-            action[i, a, 6] = 1.0 if self.phase[i] < 2 else 0.0
             self.timer[i] += 1
-            near = np.linalg.norm(target - ee[i, a, :3]) < 0.01
-            if (self.phase[i] in (0, 1) and near) or (self.phase[i] == 2 and min(pads) > self.squeeze_force
-                                                     and self.timer[i] > 10):
-                self.phase[i] += 1
+            near = np.linalg.norm(goal - ee[i, a, :3]) < 0.008
+            if ph < 2 and near or ph == 2 and min(pads) > self.squeeze_force and self.timer[i] > 5:
+                if ph == 1:
+                    self.hold[i] = goal
+                self.phase[i] = min(ph + 1, 3)
                 self.timer[i] = 0
-            self.phase[i] = min(self.phase[i], 3)
         return action.reshape(n, -1)

@@ -22,19 +22,22 @@ _Z = (0.0, 0.0, 1.0)
 
 
 def vx300s_arm() -> ArmSpec:
-    """ViperX 300 6DOF: offsets (m) and limits (rad) from the public vx300s description."""
+    """ViperX 300 6DOF: offsets (m) and limits (rad) from the public vx300s description.
+
+    Servo gains give ~15–25 ms position time constants, about one 50 Hz control period, near critical damping
+    for each link's inertia (stiff, well-damped Dynamixel-like joints; gravity is compensated separately)."""
     joints = (
-        JointSpec("waist", (0.0, 0.0, 0.127), _Z, (-math.pi, math.pi), kp=60, kv=6, force_limit=20,
+        JointSpec("waist", (0.0, 0.0, 0.127), _Z, (-math.pi, math.pi), kp=300, kv=12, force_limit=30,
                   link_mass=0.8, link_radius=0.035),
-        JointSpec("shoulder", (0.0, 0.0, 0.0), _Y, (-1.850, 1.257), kp=120, kv=10, force_limit=30,
+        JointSpec("shoulder", (0.0, 0.0, 0.0), _Y, (-1.850, 1.257), kp=500, kv=20, force_limit=40,
                   link_mass=0.8, link_radius=0.03),
-        JointSpec("elbow", (0.060, 0.0, 0.300), _Y, (-1.763, 1.606), kp=90, kv=8, force_limit=25,
+        JointSpec("elbow", (0.060, 0.0, 0.300), _Y, (-1.763, 1.606), kp=400, kv=12, force_limit=30,
                   link_mass=0.45, link_radius=0.028),
-        JointSpec("forearm_roll", (0.200, 0.0, 0.0), _X, (-math.pi, math.pi), kp=25, kv=1.5, force_limit=10,
+        JointSpec("forearm_roll", (0.200, 0.0, 0.0), _X, (-math.pi, math.pi), kp=100, kv=2, force_limit=10,
                   link_mass=0.25, link_radius=0.025),
-        JointSpec("wrist_angle", (0.100, 0.0, 0.0), _Y, (-1.868, 2.234), kp=25, kv=1.5, force_limit=10,
+        JointSpec("wrist_angle", (0.100, 0.0, 0.0), _Y, (-1.868, 2.234), kp=100, kv=2, force_limit=10,
                   link_mass=0.1, link_radius=0.022),
-        JointSpec("wrist_rotate", (0.070, 0.0, 0.0), _X, (-math.pi, math.pi), kp=12, kv=0.8, force_limit=6,
+        JointSpec("wrist_rotate", (0.070, 0.0, 0.0), _X, (-math.pi, math.pi), kp=50, kv=1, force_limit=6,
                   link_mass=0.3, link_radius=0.02),
     )
     return ArmSpec(joints=joints)

@@ -57,13 +57,14 @@ class GripperSpec:
     """A parallel-jaw gripper with two mirrored prismatic fingers, coupled so they move symmetrically."""
 
     base_offset: float = 0.045  # gripper base origin along the last link's x (m)
+    finger_offset: float = 0.015  # finger roots along the gripper x (m)
     finger_length: float = 0.065  # finger extent along x (m)
     finger_width: float = 0.022  # finger extent along z (m)
     finger_thickness: float = 0.008  # finger body thickness along y (m)
     stroke: float = 0.040  # travel of each finger from closed (0) to fully open (m)
     kp: float = 800.0  # finger position-servo stiffness (N/m)
     kv: float = 20.0  # finger servo damping (N·s/m)
-    force_limit: float = 30.0  # grip force limit of the finger actuator (N)
+    force_limit: float = 30.0  # limit of the one finger actuator (N); squeezing, each pad carries half
     finger_mass: float = 0.05  # kg
     pad: FingerPadSpec = field(default_factory=FingerPadSpec)
 
