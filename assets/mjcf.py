@@ -77,7 +77,7 @@ def _arm_xml(robot: BimanualRobotSpec, arm: str) -> str:
     mount = robot.mounts[arm]
     joints = robot.arm.joints
     out = [f'<body name="{arm}/base" pos="{_f(mount.pos)}" quat="{_f(_yaw_quat(mount.yaw))}" gravcomp="1">',
-           f'<geom class="robot_vis" type="cylinder" size="0.05 0.02" pos="0 0 0.02" rgba="0.15 0.15 0.15 1"/>']
+           '<geom class="robot_vis" type="cylinder" size="0.05 0.02" pos="0 0 0.02" rgba="0.15 0.15 0.15 1"/>']
     for i, j in enumerate(joints):
         nxt = joints[i + 1].pos if i + 1 < len(joints) else (robot.gripper.base_offset, 0.0, 0.0)
         out.append(f'<body name="{arm}/{j.name}_link" pos="{_f(j.pos)}" gravcomp="1">')
@@ -99,7 +99,7 @@ def _gripper_xml(robot: BimanualRobotSpec, arm: str) -> str:
     fovy = robot.wrist_camera_fovy
     s, c = math.sin(math.radians(30)), math.cos(math.radians(30))
     out = [f'<body name="{arm}/gripper" pos="{g.base_offset} 0 0" gravcomp="1">',
-           f'<geom class="arm" type="box" size="0.02 0.035 0.02" mass="0.3"/>',
+           '<geom class="arm" type="box" size="0.02 0.035 0.02" mass="0.3"/>',
            # tool-centre point: midway between the pad centres
            f'<site name="{arm}/tcp" pos="{g.finger_offset + pad.offset:.6g} 0 0" size="0.004" rgba="1 0 0 0.5" '
            f'group="4"/>',

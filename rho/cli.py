@@ -49,7 +49,7 @@ def cmd_tasks(args: list[str]) -> int:
 
     for entry in ALL_TASKS.values():
         expert = entry.expert_cls.__name__ if entry.expert_cls else "-"
-        doc = (entry.env_cls.__module__ and sys.modules[entry.env_cls.__module__].__doc__ or "").strip()
+        doc = ((entry.env_cls.__module__ and sys.modules[entry.env_cls.__module__].__doc__) or "").strip()
         print(f"{entry.name:16s} {entry.gym_id:24s} expert: {expert:18s} {doc.splitlines()[0] if doc else ''}")
     return 0
 

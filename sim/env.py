@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import mujoco
@@ -159,7 +159,7 @@ class EnvCfg:
 class BatchedEnv(gym.vector.VectorEnv):
     """N environments of one task on the MuJoCo backend; see the module docstring for the lifecycle."""
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
     task_name = "base"
 
     def __init__(self, cfg: EnvCfg | None = None, **overrides: Any):

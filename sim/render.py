@@ -9,6 +9,7 @@ MuJoCo's defaults render about 50× slower on a software rasteriser.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -61,10 +62,8 @@ _HOOKED = False
 def _close_all() -> None:
     # free GL contexts before interpreter teardown; freeing them later raises inside PyOpenGL
     for r in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):
             r.close()
-        except Exception:
-            pass
 
 
 def _hook_exit() -> None:
@@ -130,7 +129,5 @@ class Renderer:
             self._ctx = None
 
     def __del__(self):  # contexts freed at interpreter exit raise inside PyOpenGL; free them early
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

@@ -196,6 +196,6 @@ def describe(summary: dict[str, Any]) -> str:
         peaks = ", ".join(f"{k} {v:.1f} N" for k, v in summary["peak_pad_normal_force_N"].items())
         lines.append(f"peak pad normal force: {peaks}")
     lines.append("observations (T, n, ...):")
-    lines += [f"  {k:22s} {str(tuple(v['shape'])):24s} {v['dtype']:8s} {v['unit']:10s} {v['rate_hz']:g} Hz"
+    lines += [f"  {k:22s} {tuple(v['shape'])!s:24s} {v['dtype']:8s} {v['unit']:10s} {v['rate_hz']:g} Hz"
               for k, v in summary["observations"].items()]
     return "\n".join(lines)

@@ -167,7 +167,7 @@ class LiftBlockExpert:
             pads = obs[f"touch_net_{env.robot.arms[a]}_a"][i, 0], obs[f"touch_net_{env.robot.arms[a]}_b"][i, 0]
             self.timer[i] += 1
             near = np.linalg.norm(goal - ee[i, a, :3]) < 0.008
-            if ph < 2 and near or ph == 2 and min(pads) > self.squeeze_force and self.timer[i] > 5:
+            if (ph < 2 and near) or (ph == 2 and min(pads) > self.squeeze_force and self.timer[i] > 5):
                 if ph == 1:
                     self.hold[i] = goal
                 self.phase[i] = min(ph + 1, 3)

@@ -34,9 +34,10 @@ def test_observations_match_spec(lift_cfg):
     assert env.obs_spec.check(obs, batch=3) == []
     assert env.single_observation_space.contains({k: v[0] for k, v in obs.items()})
     for _ in range(5):
-        obs, rew, term, trunc, info = env.step(home_action(env))
+        obs, rew, _term, _trunc, info = env.step(home_action(env))
         assert env.obs_spec.check(obs, batch=3) == []
-        assert rew.shape == (3,) and np.isfinite(rew).all()
+        assert rew.shape == (3,)
+        assert np.isfinite(rew).all()
         assert set(info["reward_terms"]) == {"reach", "grasp", "lift"}
     assert env.single_action_space.shape == (14,)
 
@@ -139,12 +140,13 @@ def test_diverged_env_is_marked_failed_and_reset(lift_cfg):
         env.step(home_action(env))
     env.qvel[1, :] = 1e4  # a blow-up in env 1 only
     before = env.get_state().copy()
-    obs, rew, term, trunc, info = env.step(home_action(env))
+    _obs, rew, term, _trunc, info = env.step(home_action(env))
     assert info["sim_failed"].tolist() == [False, True, False]
     assert term.tolist() == [False, True, False]
     assert env.episode_step.tolist() == [4, 0, 4]  # env 1 was reset, the others went on
     assert info["final_info"]["sim_failed"][1]
-    assert np.isfinite(env.get_state()).all() and np.isfinite(rew).all()
+    assert np.isfinite(env.get_state()).all()
+    assert np.isfinite(rew).all()
     assert not np.array_equal(before[[0, 2]], env.get_state()[[0, 2]])  # the others stepped
     env.qpos[2, 0] = np.nan
     _, _, term, _, info = env.step(home_action(env))
@@ -216,11 +218,12 @@ def test_touch_rate_history_and_latency(lift_cfg):
     env = make_env("lift_block", cfg)
     obs, _ = env.reset(seed=0)
     assert obs["touch_left_a"].shape == (1, 4, 4, 4, 3)
-    assert env.touch_hz == 200.0 and env.obs_spec["touch_left_a"].rate_hz == 200.0
+    assert env.touch_hz == 200.0
+    assert env.obs_spec["touch_left_a"].rate_hz == 200.0
     assert env.touch_ch.latency_samples == 2
     bad = lift_cfg()
     bad.touch.taxel.rate_hz = bad.touch.net.rate_hz = 40.0  # 25 physics steps: not a divisor of the 20 per step
-    with pytest.raises(ValueError, match="touch rate 40.0 Hz must be a whole multiple of the control rate"):
+    with pytest.raises(ValueError, match=r"touch rate 40\.0 Hz must be a whole multiple of the control rate"):
         make_env("lift_block", bad)
     bad.touch.taxel.rate_hz = bad.touch.net.rate_hz = 30.0  # not a whole number of physics steps
     with pytest.raises(ValueError, match="does not divide the physics rate"):
@@ -235,14 +238,17 @@ def test_bad_config_lists_every_problem(lift_cfg):
     with pytest.raises(ConfigError) as e:
         make_env("lift_block", cfg)
     msg = str(e.value)
-    assert "num_envs must be >= 1" in msg and "rows×cols" in msg and "mass_scale" in msg
+    assert "num_envs must be >= 1" in msg
+    assert "rows×cols" in msg
+    assert "mass_scale" in msg
 
 
 def test_gym_registration():
     env = gym.make("rho/LiftBlock-v0", cfg=None)
     obs, info = env.reset(seed=0)
-    assert obs["joint_pos"].shape == (14,) and "episode_seed" in info
-    obs, rew, term, trunc, info = env.step(env.action_space.sample())
+    assert obs["joint_pos"].shape == (14,)
+    assert "episode_seed" in info
+    obs, rew, _term, _trunc, info = env.step(env.action_space.sample())
     assert isinstance(rew, float)
     env.close()
     venv = gym.make_vec("rho/LiftBlock-v0", num_envs=2, vectorization_mode="vector_entry_point")

@@ -69,8 +69,8 @@ def test_known_force_sums_to_normal(mass, press):
     assert (taxels[..., 0] >= 0).all()
 
 
-@pytest.mark.parametrize("rows,cols", [(4, 4), (8, 6), (16, 16)])
-@pytest.mark.parametrize("x,y", [(0.0, 0.0), (0.008, -0.004), (-0.009, 0.005)])
+@pytest.mark.parametrize(("rows", "cols"), [(4, 4), (8, 6), (16, 16)])
+@pytest.mark.parametrize(("x", "y"), [(0.0, 0.0), (0.008, -0.004), (-0.009, 0.005)])
 def test_contact_location_on_grid(rows, cols, x, y):
     """A small sphere resting at (x, y) on the pad: the centre of pressure of the grid is at (x, y)."""
     obj = f'<body name="obj" pos="{x} {y} 0.105"><freejoint/><geom type="sphere" size="0.005" mass="0.5"/></body>'
