@@ -65,7 +65,7 @@ class SceneSpec:
 
 
 def _f(v) -> str:
-    return " ".join(f"{x:.6g}" for x in v)
+    return " ".join(f"{x:.10g}" for x in v)
 
 
 def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:

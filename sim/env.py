@@ -85,19 +85,23 @@ class TouchCfg:
     """Finger-pad taxel arrays: grid size, history and sensor realism."""
 
     enabled: bool = True
+    rate_hz: float = 100.0  # touch sampling rate (Hz): a whole multiple of the control rate, ≤ the physics rate
     rows: int = 4  # taxels along the finger
     cols: int = 4  # taxels across the finger
     history: int = 1  # most recent samples in each observation (at the touch rate)
-    taxel: SensorCfg = field(default_factory=lambda: SensorCfg(rate_hz=100.0, noise_std=0.02, saturation=40.0))
-    net: SensorCfg = field(default_factory=lambda: SensorCfg(rate_hz=100.0, noise_std=0.05, saturation=150.0))
+    taxel: SensorCfg = field(default_factory=lambda: SensorCfg(noise_std=0.02, saturation=40.0))  # per taxel (N)
+    net: SensorCfg = field(default_factory=lambda: SensorCfg(noise_std=0.05, saturation=150.0))  # per pad (N)
 
     def validate(self) -> list[str]:
         out = [] if 1 <= self.rows <= 32 and 1 <= self.cols <= 32 else [
             f"rows×cols must be within 1..32 each, got {self.rows}×{self.cols}"]
         if self.history < 1:
             out.append(f"history must be >= 1, got {self.history}")
-        if (self.taxel.rate_hz or 0) != (self.net.rate_hz or 0):
-            out.append(f"taxel.rate_hz ({self.taxel.rate_hz}) and net.rate_hz ({self.net.rate_hz}) must match")
+        if self.rate_hz <= 0:
+            out.append(f"rate_hz must be > 0, got {self.rate_hz}")
+        for name in ("taxel", "net"):
+            if getattr(self, name).rate_hz is not None:
+                out.append(f"{name}.rate_hz is set by touch.rate_hz; leave it null (got {getattr(self, name).rate_hz})")
         return out
 
 
@@ -250,13 +254,13 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.control_dt = self.decimation * s.physics_dt
         self.max_episode_steps = max(1, round(self.cfg.episode_length_s / self.control_dt))
         t = self.cfg.touch
-        rate = t.taxel.rate_hz or s.control_hz
+        rate = t.rate_hz
         self.touch_period = rate_to_period_steps(rate, s.physics_dt)
         if self.decimation % self.touch_period:
             raise ValueError(
                 f"touch rate {rate} Hz must be a whole multiple of the control rate {s.control_hz} Hz "
                 f"(touch period {self.touch_period} physics steps does not divide {self.decimation}); "
-                "fix: pick touch.taxel.rate_hz from the control rate × 1, 2, 5, 10, …")
+                "fix: pick touch.rate_hz from the control rate × 1, 2, 5, 10, …")
         self.touch_hz = 1.0 / (self.touch_period * s.physics_dt)
 
     def _setup_sensors(self) -> None:

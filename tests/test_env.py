@@ -212,8 +212,7 @@ def test_grip_force_reads_on_both_pads(lift_cfg):
 def test_touch_rate_history_and_latency(lift_cfg):
     cfg = lift_cfg(randomize=False)
     cfg.touch.history = 4
-    cfg.touch.taxel.rate_hz = 200.0
-    cfg.touch.net.rate_hz = 200.0
+    cfg.touch.rate_hz = 200.0
     cfg.touch.taxel.latency_s = 0.01
     env = make_env("lift_block", cfg)
     obs, _ = env.reset(seed=0)
@@ -222,10 +221,10 @@ def test_touch_rate_history_and_latency(lift_cfg):
     assert env.obs_spec["touch_left_a"].rate_hz == 200.0
     assert env.touch_ch.latency_samples == 2
     bad = lift_cfg()
-    bad.touch.taxel.rate_hz = bad.touch.net.rate_hz = 40.0  # 25 physics steps: not a divisor of the 20 per step
+    bad.touch.rate_hz = 40.0  # 25 physics steps: not a divisor of the 20 per step
     with pytest.raises(ValueError, match=r"touch rate 40\.0 Hz must be a whole multiple of the control rate"):
         make_env("lift_block", bad)
-    bad.touch.taxel.rate_hz = bad.touch.net.rate_hz = 30.0  # not a whole number of physics steps
+    bad.touch.rate_hz = 30.0  # not a whole number of physics steps
     with pytest.raises(ValueError, match="does not divide the physics rate"):
         make_env("lift_block", bad)
 
