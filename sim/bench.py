@@ -137,30 +137,40 @@ def _median(fn, repeats: int) -> float:
 
 def bench_sim(repeats: int = 3, parallel_envs: int = 8, control_steps: int = 150, render: bool = True
               ) -> dict[str, Any]:
+    """All figures; the rates of one repeat are measured back to back and ratios are medians of per-repeat
+    ratios, so slow drifts of a shared machine cancel out."""
     ctrls, state0 = record_workload(control_steps)
     from rho.sim.env import SimCfg
     from rho.sim.sensors import rate_to_period_steps
 
     s = SimCfg()
     dec = rate_to_period_steps(s.control_hz, s.physics_dt)
-    raw = _median(lambda: raw_rate(ctrls, state0, dec), repeats)
-    env_on = _median(lambda: env_rate(ctrls, state0), repeats)
-    env_off = _median(lambda: env_rate(ctrls, state0, touch=False), repeats)
-    task_on = _median(lambda: env_rate(ctrls, state0, task=True), repeats)
-    par1 = _median(lambda: env_rate(ctrls, state0, parallel_envs, threads=1), repeats)
-    par2 = _median(lambda: env_rate(ctrls, state0, parallel_envs, threads=2), repeats)
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "env", "off", "task", "par1", "par2")}
+    for _ in range(repeats):
+        runs["raw"].append(raw_rate(ctrls, state0, dec))
+        runs["env"].append(env_rate(ctrls, state0))
+        runs["off"].append(env_rate(ctrls, state0, touch=False))
+        runs["task"].append(env_rate(ctrls, state0, task=True))
+        runs["par1"].append(env_rate(ctrls, state0, parallel_envs, threads=1))
+        runs["par2"].append(env_rate(ctrls, state0, parallel_envs, threads=2))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+
+    def ratio(a: str, b: str) -> float:
+        return round(statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True)), 3)
+
     out: dict[str, Any] = {
-        "raw_mujoco_steps_per_s": round(raw),
-        "env_physics_steps_per_s": round(env_on),
-        "env_vs_raw": round(env_on / raw, 3),
-        "env_touch_off_steps_per_s": round(env_off),
-        "tactile_overhead": round(env_off / env_on, 3),
-        "task_env_physics_steps_per_s": round(task_on),
-        "task_env_vs_raw": round(task_on / raw, 3),
+        "raw_mujoco_steps_per_s": round(med["raw"]),
+        "env_physics_steps_per_s": round(med["env"]),
+        "env_vs_raw": ratio("env", "raw"),
+        "env_touch_off_steps_per_s": round(med["off"]),
+        "tactile_overhead": ratio("off", "env"),
+        "task_env_physics_steps_per_s": round(med["task"]),
+        "task_env_vs_raw": ratio("task", "raw"),
         "parallel_envs": parallel_envs,
-        "parallel_1thread_steps_per_s": round(par1),
-        "parallel_2threads_steps_per_s": round(par2),
-        "parallel_speedup_2cores": round(par2 / par1, 3),
+        "parallel_1thread_steps_per_s": round(med["par1"]),
+        "parallel_2threads_steps_per_s": round(med["par2"]),
+        "parallel_speedup_2cores": ratio("par2", "par1"),
+        "parallel_1thread_vs_raw": ratio("par1", "raw"),
     }
     if render:
         out["render_fps_128"] = round(_median(lambda: render_rate(128), repeats), 1)

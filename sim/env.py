@@ -47,6 +47,7 @@ from rho.assets.mjcf import CONTACT_SLOT_SIZE, FINGERS, SceneSpec, build_mjcf, p
 from rho.assets.robots import get_robot
 from rho.config import ConfigError, validate_config
 
+from . import kernels
 from . import touch as touch_model
 from .ik import axis_angle_to_quat, dls_step, quat_error, quat_mul
 from .randomization import RandomizationCfg, mat_to_quat, quat_to_mat, random_rotation
@@ -216,7 +217,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.xpos, self.xquat = b.bind("xpos"), b.bind("xquat")
         # MuJoCo resets a sim by itself on NaN/huge qpos, qvel or qacc and counts a warning: (n, 3) live view
         w = mujoco.mjtWarning
-        self._bad_warning_ids = np.array([int(w.mjWARN_BADQPOS), int(w.mjWARN_BADQVEL), int(w.mjWARN_BADQACC)])
+        self._bad_warning_ids = np.array([int(w.mjWARN_BADQPOS), int(w.mjWARN_BADQVEL), int(w.mjWARN_BADQACC)],
+                                         np.int64)
         self._max_speed = self.cfg.sim.max_speed
 
     def _index_model(self) -> None:
@@ -281,8 +283,9 @@ class BatchedEnv(gym.vector.VectorEnv):
             self._touch_substeps = np.arange(self.touch_period - 1, self.decimation, self.touch_period, dtype=np.int64)
             rec = ("sensordata", "site_xpos", "site_xmat")
             self._rollout_out = self.batch.rollout(1, record=rec)
-            self._rollout_out = {k: np.empty((n, self.decimation, *v.shape[2:]), v.dtype)
+            self._rollout_out = {k: np.zeros((n, self.decimation, *v.shape[2:]), v.dtype)
                                  for k, v in self._rollout_out.items()}
+            self._rollout_items = tuple(self._rollout_out)
         dof = len(self.robot.arms) * (self.robot.arm.dof + 1)
         self.proprio_ch = {
             "joint_pos": SensorChannel("joint_pos", cfg.proprio.joint_pos, (dof,), n, self.control_dt),
@@ -353,6 +356,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._act_low, self._act_high = low - 1e-6, high + 1e-6
         self._act_ctrl = np.concatenate([np.append(self.arm_act[a], self.grip_act[a]) for a in range(n_arms)])
         self._act_scale = np.tile(np.append(np.ones(dof), self.robot.gripper.stroke), n_arms)
+        self._ee_scratch = np.zeros_like(self.ctrl)  # ee_delta: validation writes here, IK writes ctrl
         self.action_space = spaces.Box(np.tile(self.single_action_space.low, (self.num_envs, 1)),
                                        np.tile(self.single_action_space.high, (self.num_envs, 1)), dtype=np.float32)
         self.single_observation_space = self.obs_spec.space()
@@ -510,7 +514,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         failed = np.zeros(self.num_envs, bool)
         try:  # one C call for all substeps; touch inputs are recorded at every substep and sampled below
             if self.touch_ch is not None:
-                self.batch.rollout(self.decimation, record=tuple(self._rollout_out), out=self._rollout_out)
+                self.batch.rollout(self.decimation, record=self._rollout_items, out=self._rollout_out)
             else:
                 self.batch.step(nstep=self.decimation)
         except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
@@ -518,7 +522,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         if self.touch_ch is not None:
             self._sample_touch()
         self.episode_step += 1
-        failed |= self._diverged()
+        self._diverged(failed)
         metrics = self.evaluate()
         rewards = self._get_rewards(metrics)
         total = sum(rewards.values()) if rewards else np.zeros(self.num_envs)
@@ -551,32 +555,31 @@ class BatchedEnv(gym.vector.VectorEnv):
             else:
                 raise ValueError(f"action must have shape {want} (num_envs, action_dim) for action.mode="
                                  f"{self.cfg.action.mode!r}, got {a.shape}")
-        bad = None if np.isfinite(a.sum()) else ~np.isfinite(a)  # one reduction on the common path
-        if bad is not None and bad.any():
-            envs, dims = np.nonzero(bad)
+        lo, hi = self._act_low, self._act_high
+        strict = self.cfg.action.out_of_range == "error"
+        clipped = np.empty(self.num_envs, bool)
+        if self.cfg.action.mode == "joint_pos":
+            status = kernels.apply_joint_action(a, lo, hi, self._act_ctrl, self._act_scale, self.ctrl, clipped,
+                                                strict)
+        else:
+            status = kernels.apply_joint_action(a, lo, hi, self._act_ctrl, self._act_scale, self._ee_scratch,
+                                                clipped, strict)
+            if status == 0:
+                per_arm = np.minimum(np.maximum(a, lo), hi).reshape(self.num_envs, len(self.robot.arms), -1)
+                self.ctrl[:, self.arm_act] = np.clip(self._ik(per_arm[..., :-1]), self.joint_low, self.joint_high)
+                self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
+        if status == 1:
+            envs, dims = np.nonzero(~np.isfinite(a))
             raise ValueError(f"action contains NaN/inf at env(s) {sorted(set(envs.tolist()))}, dim(s) "
                              f"{sorted(set(dims.tolist()))}; nothing was applied. Fix the policy output "
                              "(e.g. check normalisation statistics) before stepping.")
-        lo, hi = self._act_low, self._act_high
-        clipped = np.minimum(np.maximum(a, lo), hi)
-        out = clipped != a
-        any_out = out.any(axis=1)
-        if any_out.any():
-            if self.cfg.action.out_of_range == "error":
-                envs, dims = np.nonzero(out)
-                raise ValueError(
-                    f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) {sorted(set(dims.tolist()))}"
-                    f": expected within [{lo[dims[0]]:.4g}, {hi[dims[0]]:.4g}], got {a[envs[0], dims[0]]:.4g}. "
-                    "Fix the action, or set action.out_of_range=clip.")
-            a = clipped
-        if self.cfg.action.mode == "joint_pos":
-            self.ctrl[:, self._act_ctrl] = a * self._act_scale  # arm joints in rad, gripper opening → m
-        else:
-            per_arm = a.reshape(self.num_envs, len(self.robot.arms), -1)  # (n, arms, 7)
-            q = np.clip(self._ik(per_arm[..., :-1]), self.joint_low, self.joint_high)
-            self.ctrl[:, self.arm_act] = q
-            self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
-        return any_out
+        if status == 2:
+            envs, dims = np.nonzero((a < lo) | (a > hi))
+            raise ValueError(
+                f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) {sorted(set(dims.tolist()))}: "
+                f"expected within [{lo[dims[0]]:.4g}, {hi[dims[0]]:.4g}], got {a[envs[0], dims[0]]:.4g}. "
+                "Fix the action, or set action.out_of_range=clip.")
+        return clipped
 
     def _ik(self, delta: np.ndarray) -> np.ndarray:
         """ee_delta → joint targets, (n, arms, 6) → (n, arms, dof).
@@ -612,18 +615,10 @@ class BatchedEnv(gym.vector.VectorEnv):
         """(n, arms, 7) the running TCP target (position m, quaternion w, x, y, z) that ee_delta actions move."""
         return self._ee_target
 
-    def _diverged(self) -> np.ndarray:
-        """(n,) bool: NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's own reset of a bad state."""
-        # one reduction each; NaN fails `<=` and inf exceeds the bound, so both count as diverged
-        ok = np.abs(self.qvel).max(axis=1) <= self._max_speed
-        if not ok.all() or not np.isfinite(self.qpos.sum()):
-            ok &= np.isfinite(self.qpos).all(axis=1)
-        warned = self.batch.warning[:, self._bad_warning_ids, 1]  # (lastinfo, number): the count
-        if warned.any():  # MuJoCo reset those sims itself; count each event once
-            bad = warned.any(axis=1)
-            self.batch.warning[np.ix_(bad, self._bad_warning_ids)] = 0
-            ok &= ~bad
-        return ~ok
+    def _diverged(self, failed: np.ndarray) -> None:
+        """Mark in `failed` (n,) the envs with NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's own
+        reset of a bad qpos/qvel/qacc."""
+        kernels.check_state(self.qpos, self.qvel, self.batch.warning, self._bad_warning_ids, self._max_speed, failed)
 
     # ------------------------------------------------------------------ sensing
     def pad_forces(self) -> np.ndarray:

@@ -67,6 +67,49 @@ import numpy as np
 
 __all__ = ["SensorCfg", "SensorChannel", "rate_to_period_steps"]
 
+try:  # the per-sample corruption runs in the env's hot loop: one compiled pass instead of ~8 numpy calls
+    import numba
+
+    _njit = numba.njit(cache=True, nogil=True)
+except ImportError:  # pragma: no cover - numba is a core dependency
+    def _njit(fn):
+        return fn
+
+
+@_njit
+def _corrupt_into(clean, noise, has_add, has_rel, std, rel, has_q, q, has_lo, lo, has_hi, hi, is_u8, dead, chan,
+                  buf, slots):  # pragma: no cover - jitted
+    """Corrupt samples and write them into ring slots.
+
+    clean (n, s, m) clean samples, m = elements × channels flattened; noise (n, k, s, m) standard normals,
+    additive block first, multiplicative last; dead (n, elements) bool, or (n, 0) for none; chan = channels per
+    element; buf (n, ring, m) the ring buffer; slots (s,) ring index of each sample.
+    """
+    n, ns, m = clean.shape
+    k = noise.shape[1]
+    has_dead = dead.shape[1] > 0
+    for e in range(n):
+        for si in range(ns):
+            slot = slots[si]
+            for j in range(m):
+                if has_dead and dead[e, j // chan]:
+                    buf[e, slot, j] = 0
+                    continue
+                x = clean[e, si, j]
+                if has_rel:
+                    x = x * (1.0 + rel * noise[e, k - 1, si, j])
+                if has_add:
+                    x = x + std * noise[e, 0, si, j]
+                if has_q:
+                    x = np.rint(x / q) * q
+                if has_lo:
+                    x = max(x, lo)
+                if has_hi:
+                    x = min(x, hi)
+                if is_u8:
+                    x = np.rint(min(max(x, 0.0), 255.0))
+                buf[e, slot, j] = x
+
 _RATE_RTOL = 1e-6
 
 
@@ -310,6 +353,15 @@ class SensorChannel:
         self._c_q = c(cfg.quantization)
         self._work = np.empty((self.num_envs, *shape), dtype=dt)
         self._many_noise: dict[int, np.ndarray] = {}  # push_many work buffers by sample count
+        self._m = math.prod(shape)  # numbers per reading
+        self._chan = math.prod(shape[self.element_dims:]) if self.element_dims else max(self._m, 1)
+        self._buf_flat = self._buf.reshape(self.num_envs, self._len, self._m)
+        self._dead_flat = self._dead.reshape(self.num_envs, -1) if self._n_dead else np.zeros((self.num_envs, 0), bool)
+        f = float
+        self._kconst = (f(cfg.noise_std), f(cfg.noise_rel), cfg.quantization is not None, f(cfg.quantization or 1.0),
+                        self._c_lo is not None, f(self._c_lo) if self._c_lo is not None else 0.0,
+                        self._c_hi is not None, f(self._c_hi) if self._c_hi is not None else 0.0,
+                        store == np.uint8)
         self._many_slots: dict[tuple[int, int], np.ndarray] = {}  # ring slots by (head, sample count)
         self._full_shape = (self.num_envs, *shape)
 
@@ -434,52 +486,48 @@ class SensorChannel:
         ``rngs``: one Generator per env (``len == num_envs``); only used when noise is enabled. Call once per
         sample period.
         """
-        if clean.shape != self._full_shape:
+        if np.shape(clean) != self._full_shape:
             raise ValueError(
                 f"sensor {self.name!r}: push got shape {np.shape(clean)}, expected {self._full_shape}"
             )
-        if self._n_noise and len(rngs) != self.num_envs:
-            raise ValueError(f"sensor {self.name!r}: push needs {self.num_envs} generators, got {len(rngs)}")
-        head = self._head + 1
-        if head == self._len:
-            head = 0
-        x = self._work
-        np.copyto(x, clean, casting="same_kind")
-        self._corrupt(x, rngs, self._dead_b if self._n_dead else None, self._noise)
-        np.copyto(self._slots[head], x, casting="unsafe")
-        self._head = head
+        self._push(np.asarray(clean)[:, None], rngs)
 
     def push_many(self, clean: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         """Take ``S`` consecutive samples at once: ``clean`` is ``(num_envs, S, *shape)``, oldest first.
 
-        Same result as ``S`` calls to :meth:`push`, with one noise draw of ``(S, n_noise, *shape)`` per env — the
-        env records touch at every physics substep and hands over all samples of a control step together.
+        Same result as ``S`` calls to :meth:`push` (the same noise draws, in the same order) — the env records
+        touch at every physics substep and hands over all samples of a control step together.
         """
+        clean = np.asarray(clean)
         n_samples = clean.shape[1] if clean.ndim == len(self._full_shape) + 1 else -1
         if clean.shape != (self.num_envs, n_samples, *self.shape):
             raise ValueError(
                 f"sensor {self.name!r}: push_many got shape {np.shape(clean)}, expected "
                 f"{(self.num_envs, 'S', *self.shape)}"
             )
-        if n_samples > self._len:  # older samples would be overwritten within this call anyway
-            clean, n_samples = clean[:, -self._len :], self._len
-        x = np.array(clean, dtype=self.dtype)  # (n, S, *shape), a fresh work buffer
-        noise = None
+        self._push(clean, rngs)
+
+    def _push(self, clean: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
+        n_samples = clean.shape[1]
+        if self._n_noise and len(rngs) != self.num_envs:
+            raise ValueError(f"sensor {self.name!r}: push needs {self.num_envs} generators, got {len(rngs)}")
+        noise = self._many_noise.get(n_samples)
+        if noise is None:  # (n, n_noise, S, m): per env one contiguous draw, additive block first
+            noise = np.empty((self.num_envs, self._n_noise, n_samples, self._m), dtype=self.dtype)
+            self._many_noise[n_samples] = noise
         if self._n_noise:
-            # (n, n_noise, S, *shape): per env one contiguous draw, in the layout _corrupt indexes
-            noise = self._many_noise.get(n_samples)
-            if noise is None:
-                noise = np.empty((self.num_envs, self._n_noise, n_samples, *self.shape), dtype=self.dtype)
-                self._many_noise[n_samples] = noise
+            dt = self.dtype
             for i, rng in enumerate(rngs):
-                rng.standard_normal(dtype=self.dtype, out=noise[i])
-        dead = self._dead_b[:, None] if self._n_dead else None
-        self._corrupt(x, (), dead, noise, drawn=True)
+                rng.standard_normal(dtype=dt, out=noise[i])
         slots = self._many_slots.get((self._head, n_samples))
         if slots is None:
             slots = (self._head + 1 + np.arange(n_samples)) % self._len
             self._many_slots[(self._head, n_samples)] = slots
-        self._buf[:, slots] = x
+        flat = clean.reshape(self.num_envs, n_samples, self._m)
+        if flat.dtype != self.dtype:
+            flat = flat.astype(self.dtype)
+        _corrupt_into(flat, noise, self._has_add, self._has_rel, *self._kconst, self._dead_flat, self._chan,
+                      self._buf_flat, slots)
         self._head = int(slots[-1])
 
     def read(self) -> np.ndarray:

@@ -166,7 +166,7 @@ def _touch_kernel(sensordata, site_xpos, site_xmat, samples, pad_site, slot_adr,
                 for k in range(k_slots):
                     a = base + 12 * k
                     s0, s1, s2 = sensordata[e, t, a], sensordata[e, t, a + 1], sensordata[e, t, a + 2]
-                    if s0 == 0.0 and s1 == 0.0 and s2 == 0.0:
+                    if s0 == 0.0 and s1 == 0.0 and s2 == 0.0:  # unused slot
                         continue
                     n0, n1, n2 = sensordata[e, t, a + 6], sensordata[e, t, a + 7], sensordata[e, t, a + 8]
                     t0, t1, t2 = sensordata[e, t, a + 9], sensordata[e, t, a + 10], sensordata[e, t, a + 11]
@@ -183,6 +183,8 @@ def _touch_kernel(sensordata, site_xpos, site_xmat, samples, pad_site, slot_adr,
                     x = d0 * m[0] + d1 * m[3] + d2 * m[6]
                     y = d0 * m[1] + d1 * m[4] + d2 * m[7]
                     f0, f1, f2 = max(fpz, 0.0) * g, -fpx * g, -fpy * g
+                    if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(fpx + fpy + fpz)):
+                        continue  # a diverged sim: never index with NaN (the env resets it this step)
                     ix = 0.0 if nr == 1 else min(max((x - cx[0]) / (cx[1] - cx[0]), 0.0), nr - 1.0)
                     iy = 0.0 if nc == 1 else min(max((y - cy[0]) / (cy[1] - cy[0]), 0.0), nc - 1.0)
                     r0, c0 = min(int(ix), nr - 1), min(int(iy), nc - 1)

@@ -160,3 +160,45 @@ def test_splat_conserves_force_and_centroid():
 def test_grid_limits():
     with pytest.raises(ValueError, match="between 1×1 and 64×64"):
         TaxelGrid(0, 4, *PAD)
+
+
+def test_kernel_ignores_nonfinite_contacts():
+    """A diverged sim's NaN contact data must not be used as an index (numba does not bounds-check)."""
+    grid = TaxelGrid(4, 4, *PAD)
+    sd = np.zeros((1, 1, 2 * CONTACT_SLOT_SIZE + 3))
+    sd[0, 0, 0:12] = [1.0, 0, 0, np.nan, 0, 0, 0, 0, 1, 1, 0, 0]  # NaN position
+    sd[0, 0, 12:24] = [2.0, 0, 0, 0.0, 0, 0, 0, 0, 1, 1, 0, 0]  # a valid contact at the pad centre
+    kernel = TouchKernel(grid, [0], 0, 2 * CONTACT_SLOT_SIZE, 2 * CONTACT_SLOT_SIZE)
+    tax, _ = kernel(sd, np.zeros((1, 1, 1, 3)), np.eye(3).reshape(1, 1, 1, 9), np.zeros(1, np.int64),
+                    np.ones((1, 1)))
+    assert np.isfinite(tax).all()
+    assert tax[0, 0, 0, ..., 0].sum() == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_compiled_kernels_stay_in_bounds(tmp_path):
+    """The env's compiled kernels under numba's bounds checking, over resets, touch, noise and a blow-up."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from rho.tasks import make_env
+from rho.tasks.lift_block import LiftBlockCfg, LiftBlockExpert
+cfg = LiftBlockCfg(num_envs=3); cfg.cameras = {}; cfg.action.mode = "ee_delta"
+cfg.touch.rows, cfg.touch.cols, cfg.touch.history, cfg.touch.taxel.dead_fraction = 5, 3, 2, 0.2
+env = make_env("lift_block", cfg); ex = LiftBlockExpert(env)
+env._sample_touch()  # before any step: recorded buffers are zeros
+obs, _ = env.reset(seed=0)
+for t in range(60):
+    if t == 30:
+        env.qvel[1] = np.nan
+    obs, r, te, tr, info = env.step(ex.act(obs))
+    ex.reset(np.flatnonzero(te | tr))
+print("ok")
+"""
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")
