@@ -200,6 +200,9 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._base_seed = cfg.seed
         self._obs: dict[str, np.ndarray] | None = None
         self._ee_target = np.zeros((self.num_envs, len(self.robot.arms), 7))  # ee_delta running TCP target
+        self._clock = 0  # control steps since construction, shared by all envs
+        self._zero_reward = np.zeros(self.num_envs)
+        self._no_success = np.zeros(self.num_envs, bool)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -268,6 +271,8 @@ class BatchedEnv(gym.vector.VectorEnv):
     def _setup_sensors(self) -> None:
         cfg, n = self.cfg, self.num_envs
         t = cfg.touch
+        rc = cfg.randomization
+        extra = {"max_extra_latency_s": rc.sensor.extra_latency_s.high if rc.enabled else 0.0}
         self.grid = touch_model.TaxelGrid(t.rows, t.cols, self.robot.gripper.pad.length, self.robot.gripper.pad.width)
         self._touch_kernel = touch_model.TouchKernel(
             self.grid, self.pad_site, self.contact_idx.start, self.cfg.sim.contact_slots * CONTACT_SLOT_SIZE,
@@ -277,8 +282,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         npads = len(self.pads)
         # one channel for all pads: a dead element is one taxel of one pad
         self.touch_ch = SensorChannel("touch", t.taxel, (npads, t.rows, t.cols, 3), n, tp, history=t.history,
-                                      element_dims=3) if t.enabled else None
-        self.touch_net_ch = SensorChannel("touch_net", t.net, (npads, 3), n, tp) if t.enabled else None
+                                      element_dims=3, **extra) if t.enabled else None
+        self.touch_net_ch = SensorChannel("touch_net", t.net, (npads, 3), n, tp, **extra) if t.enabled else None
         if t.enabled:  # substeps recorded by Batch.rollout that are touch samples
             self._touch_substeps = np.arange(self.touch_period - 1, self.decimation, self.touch_period, dtype=np.int64)
             rec = ("sensordata", "site_xpos", "site_xmat")
@@ -288,8 +293,8 @@ class BatchedEnv(gym.vector.VectorEnv):
             self._rollout_items = tuple(self._rollout_out)
         dof = len(self.robot.arms) * (self.robot.arm.dof + 1)
         self.proprio_ch = {
-            "joint_pos": SensorChannel("joint_pos", cfg.proprio.joint_pos, (dof,), n, self.control_dt),
-            "joint_vel": SensorChannel("joint_vel", cfg.proprio.joint_vel, (dof,), n, self.control_dt),
+            "joint_pos": SensorChannel("joint_pos", cfg.proprio.joint_pos, (dof,), n, self.control_dt, **extra),
+            "joint_vel": SensorChannel("joint_vel", cfg.proprio.joint_vel, (dof,), n, self.control_dt, **extra),
         }
         self._proprio_every = {k: self._every(c.cfg) for k, c in self.proprio_ch.items()}
         self.cam_ch = {}
@@ -298,11 +303,11 @@ class BatchedEnv(gym.vector.VectorEnv):
                 cams = [self.model.camera(i).name for i in range(self.model.ncam)]
                 raise ValueError(f"unknown camera {name!r}; this scene has {cams}")
             self.cam_ch[name] = SensorChannel(f"rgb_{name}", c.sensor, (c.height, c.width, 3), n,
-                                              self._every(c.sensor) * self.control_dt, dtype=np.uint8)
+                                              self._every(c.sensor) * self.control_dt, dtype=np.uint8, **extra)
             if c.depth:
                 self.cam_ch[f"depth:{name}"] = SensorChannel(f"depth_{name}", SensorCfg(
                     rate_hz=c.sensor.rate_hz, latency_s=c.sensor.latency_s), (c.height, c.width), n,
-                    self._every(c.sensor) * self.control_dt, nonneg=True)
+                    self._every(c.sensor) * self.control_dt, nonneg=True, **extra)
         self._cam_every = {name: self._every(c.sensor) for name, c in cfg.cameras.items()}
         self._touch_gain = np.ones((n, len(self.pads)))
 
@@ -379,11 +384,12 @@ class BatchedEnv(gym.vector.VectorEnv):
         return {}
 
     def evaluate(self) -> dict[str, np.ndarray]:
-        return {"success": np.zeros(self.num_envs, bool), "progress": np.zeros(self.num_envs)}
+        """{"success": (n,) bool, "progress": (n,) float in [0, 1], ...task metrics}; the base has no task."""
+        return {"success": self._no_success, "progress": self._zero_reward}
 
     def _get_dones(self, metrics: dict[str, np.ndarray]) -> np.ndarray:
         """Terminated (n,) bool; default: terminate on success."""
-        return metrics["success"].astype(bool)
+        return metrics["success"]
 
     def instruction(self, env_id: int) -> str:
         return self.episode_params[env_id].get("instruction", "")
@@ -435,7 +441,15 @@ class BatchedEnv(gym.vector.VectorEnv):
             self.qpos[i, self.finger_qadr + 1] = open_  # finger_b follows finger_a in the qpos layout
             self.ctrl[i, self.grip_act] = open_
 
+    def _channels(self) -> list[SensorChannel]:
+        chans = [*self.proprio_ch.values(), *self.cam_ch.values()]
+        return chans + ([self.touch_ch, self.touch_net_ch] if self.touch_ch is not None else [])
+
     def _reset_sensors(self, env_ids: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        scale = [self.episode_params[i].get("sensor_noise_scale", 1.0) for i in env_ids]
+        latency = [self.episode_params[i].get("sensor_extra_latency_s", 0.0) for i in env_ids]
+        for ch in self._channels():
+            ch.set_episode(env_ids, noise_scale=np.array(scale), extra_latency_s=np.array(latency))
         if self.touch_ch is not None:
             taxels, net = self._touch_clean(env_ids)
             self.touch_ch.reset(env_ids, rngs, initial=taxels)
@@ -461,6 +475,8 @@ class BatchedEnv(gym.vector.VectorEnv):
                 gain = rc.sensor.touch_gain.sample(rng, len(self.pads))
                 self._touch_gain[i] = gain
                 d["touch_gain"] = np.asarray(gain, float).tolist()
+                d["sensor_noise_scale"] = rc.sensor.noise_scale.sample(rng)
+                d["sensor_extra_latency_s"] = rc.sensor.extra_latency_s.sample(rng)
             else:
                 self._touch_gain[i] = 1.0
             out.append(d)
@@ -519,15 +535,16 @@ class BatchedEnv(gym.vector.VectorEnv):
                 self.batch.step(nstep=self.decimation)
         except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
             failed[e.ids] = True
+        self._clock += 1  # the control clock all envs share (sensors slower than control sample on it)
         if self.touch_ch is not None:
             self._sample_touch()
         self.episode_step += 1
         self._diverged(failed)
         metrics = self.evaluate()
         rewards = self._get_rewards(metrics)
-        total = sum(rewards.values()) if rewards else np.zeros(self.num_envs)
         terminated = self._get_dones(metrics) | failed
-        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+        truncated = self.episode_step >= self.max_episode_steps
+        truncated &= ~terminated
         info: dict[str, Any] = {"success": metrics["success"], "progress": metrics["progress"],
                                 "reward_terms": rewards, "sim_failed": failed, "action_clipped": clipped,
                                 "episode_seed": self.episode_seed.copy()}
@@ -541,8 +558,9 @@ class BatchedEnv(gym.vector.VectorEnv):
                                   "episode_length": self.episode_step.copy(), "sim_failed": failed.copy()}
             info["_final_info"] = done.copy()
             self.reset_idx(ids)
-            obs = self._get_observations(force_sample=True, env_ids=ids, previous=obs)
+            obs = self._get_observations(force_sample=True)
         self._obs = obs
+        total = sum(rewards.values()) if rewards else self._zero_reward
         return obs, np.asarray(total, np.float64), terminated, truncated, info
 
     def _pre_physics_step(self, actions: np.ndarray) -> np.ndarray:
@@ -693,14 +711,15 @@ class BatchedEnv(gym.vector.VectorEnv):
             self._renderer = Renderer(self.model, w, h)
         return self._renderer
 
-    def _get_observations(self, force_sample: bool = False, env_ids: np.ndarray | None = None,
-                          previous: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Assemble the observation dict; sensors slower than the control rate sample on their own period."""
-        step = self.episode_step
-        jp, jv = self._joint_state()
-        for key, clean in (("joint_pos", jp), ("joint_vel", jv)):
-            if not force_sample and self._due(self._proprio_every[key]):
-                self.proprio_ch[key].push(clean, self.rngs)
+    def _get_observations(self, force_sample: bool = False) -> dict[str, np.ndarray]:
+        """Assemble the observation dict. Without `force_sample` (after a control step), sensors due on the
+        shared control clock take a sample first; with it (after resets) the channels are read as they are."""
+        if not force_sample:
+            jp, jv = self._joint_state()
+            if self._clock % self._proprio_every["joint_pos"] == 0:
+                self.proprio_ch["joint_pos"].push(jp, self.rngs)
+            if self._clock % self._proprio_every["joint_vel"] == 0:
+                self.proprio_ch["joint_vel"].push(jv, self.rngs)
         obs: dict[str, np.ndarray] = {
             "joint_pos": self.proprio_ch["joint_pos"].read(),
             "joint_vel": self.proprio_ch["joint_vel"].read(),
@@ -714,7 +733,7 @@ class BatchedEnv(gym.vector.VectorEnv):
                 obs[f"touch_{p}"] = taxels[:, :, j]
                 obs[f"touch_net_{p}"] = net[:, j]
         if self.cam_ch and not force_sample:
-            due = [n for n in self.cfg.cameras if self._due(self._cam_every[n])]
+            due = [n for n in self.cfg.cameras if self._clock % self._cam_every[n] == 0]
             if due:
                 frames = self._render_clean(np.arange(self.num_envs))
                 for name in due:
@@ -724,12 +743,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         for key, ch in self.cam_ch.items():
             obs[f"depth_{key[6:]}" if key.startswith("depth:") else f"rgb_{key}"] = ch.read()
         obs.update(self._get_task_obs())
-        del step
         return obs
-
-    def _due(self, every: int) -> bool:
-        # all envs share the control clock; a sensor slower than control samples every `every` control steps
-        return every == 1 or int(self.episode_step.max(initial=0)) % every == 0
 
     # ------------------------------------------------------------------ state, rendering, cleanup
     def get_state(self) -> np.ndarray:

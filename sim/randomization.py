@@ -71,7 +71,8 @@ class SensorRandCfg:
     """Per-episode sensor calibration."""
 
     touch_gain: Range = field(default_factory=lambda: Range(0.9, 1.1))  # multiplicative gain per pad
-    noise_scale: Range = field(default_factory=lambda: _const(1.0))  # scales every sensor's noise std
+    noise_scale: Range = field(default_factory=lambda: Range(0.5, 1.5))  # factor on every sensor's noise std
+    extra_latency_s: Range = field(default_factory=lambda: Range(0.0, 0.02))  # added to every sensor's latency (s)
 
 
 @dataclass
@@ -89,6 +90,10 @@ class RandomizationCfg:
         for group in ("physics", "sensor"):
             for name, value in vars(getattr(self, group)).items():
                 out += [f"{group}.{name}: {p}" for p in value.validate()]
+        if self.sensor.extra_latency_s.low < 0:
+            out.append(f"sensor.extra_latency_s: must be >= 0 s, got low={self.sensor.extra_latency_s.low}")
+        if self.sensor.noise_scale.low < 0:
+            out.append(f"sensor.noise_scale: must be >= 0, got low={self.sensor.noise_scale.low}")
         for name, value in vars(self.visual).items():
             if isinstance(value, Range):
                 out += [f"visual.{name}: {p}" for p in value.validate()]

@@ -77,18 +77,20 @@ except ImportError:  # pragma: no cover - numba is a core dependency
 
 
 @_njit
-def _corrupt_into(clean, noise, has_add, has_rel, std, rel, has_q, q, has_lo, lo, has_hi, hi, is_u8, dead, chan,
-                  buf, slots):  # pragma: no cover - jitted
+def _corrupt_into(clean, noise, scale, has_add, has_rel, std, rel, has_q, q, has_lo, lo, has_hi, hi, is_u8, dead,
+                  chan, buf, slots):  # pragma: no cover - jitted
     """Corrupt samples and write them into ring slots.
 
     clean (n, s, m) clean samples, m = elements × channels flattened; noise (n, k, s, m) standard normals,
     additive block first, multiplicative last; dead (n, elements) bool, or (n, 0) for none; chan = channels per
-    element; buf (n, ring, m) the ring buffer; slots (s,) ring index of each sample.
+    element; buf (n, ring, m) the ring buffer; slots (s,) ring index of each sample; scale (n,) per-env factor
+    on both noise terms.
     """
     n, ns, m = clean.shape
     k = noise.shape[1]
     has_dead = dead.shape[1] > 0
     for e in range(n):
+        se_rel, se_std = rel * scale[e], std * scale[e]
         for si in range(ns):
             slot = slots[si]
             for j in range(m):
@@ -97,9 +99,9 @@ def _corrupt_into(clean, noise, has_add, has_rel, std, rel, has_q, q, has_lo, lo
                     continue
                 x = clean[e, si, j]
                 if has_rel:
-                    x = x * (1.0 + rel * noise[e, k - 1, si, j])
+                    x = x * (1.0 + se_rel * noise[e, k - 1, si, j])
                 if has_add:
-                    x = x + std * noise[e, 0, si, j]
+                    x = x + se_std * noise[e, 0, si, j]
                 if has_q:
                     x = np.rint(x / q) * q
                 if has_lo:
@@ -265,6 +267,7 @@ class SensorChannel:
         nonneg: bool = False,
         element_dims: int = 0,
         dtype=np.float32,
+        max_extra_latency_s: float = 0.0,
     ) -> None:
         problems = cfg.validate()
         shape = tuple(int(d) for d in shape)
@@ -317,7 +320,12 @@ class SensorChannel:
         self.store_dtype = store  # dtype of delivered readings
 
         self._latency = _round_half_up(cfg.latency_s / self.sample_period_s)
-        self._len = self._latency + self.history  # ring length: enough for the oldest delivered sample
+        # per-episode extra latency (domain randomization) needs room in the ring for older samples
+        self._max_extra = _round_half_up(max(0.0, float(max_extra_latency_s)) / self.sample_period_s)
+        self._len = self._latency + self._max_extra + self.history  # ring length: the oldest delivered sample
+        self._env_lat = np.full(self.num_envs, self._latency, np.int64)  # per-env latency (samples)
+        self._uniform_lat = True
+        self._ages = np.arange(self.history - 1, -1, -1)  # oldest first
         self._buf = np.zeros((self.num_envs, self._len, *shape), dtype=store)
         self._slots = [self._buf[:, i] for i in range(self._len)]  # cached views, one per ring slot
         self._head = 0  # ring index of the newest sample
@@ -334,34 +342,23 @@ class SensorChannel:
         self._n_elem = math.prod(elem_shape) if self.element_dims else 1
         self._n_dead = _round_half_up(cfg.dead_fraction * self._n_elem) if self.element_dims else 0
         self._dead = np.zeros((self.num_envs, *elem_shape), dtype=bool)
-        # Same memory, broadcastable against (num_envs, *shape).
-        self._dead_b = self._dead.reshape(self._dead.shape + (1,) * (len(shape) - self.element_dims))
 
-        # Noise.
+        # Corruption constants for the compiled kernel (see _corrupt_into).
         self._n_noise = int(cfg.noise_std > 0) + int(cfg.noise_rel > 0)
-        self._noise = np.empty((self.num_envs, self._n_noise, *shape), dtype=dt) if self._n_noise else None
-
-        # Constants as 0-d arrays of the reading dtype: the cheapest operand for in-place ufuncs.
-        def c(v: float | None) -> np.ndarray | None:
-            return None if v is None else np.array(v, dtype=dt)
-
         self._has_add = cfg.noise_std > 0
         self._has_rel = cfg.noise_rel > 0
-        self._c_std, self._c_rel, self._c_one = c(cfg.noise_std), c(cfg.noise_rel), c(1.0)
-        self._c_lo = c(0.0) if self.nonneg else c(None if cfg.saturation is None else -cfg.saturation)
-        self._c_hi = c(cfg.saturation)
-        self._c_q = c(cfg.quantization)
-        self._work = np.empty((self.num_envs, *shape), dtype=dt)
-        self._many_noise: dict[int, np.ndarray] = {}  # push_many work buffers by sample count
+        lo = 0.0 if self.nonneg else (None if cfg.saturation is None else -float(cfg.saturation))
+        hi = None if cfg.saturation is None else float(cfg.saturation)
+        self._kconst = (float(cfg.noise_std), float(cfg.noise_rel), cfg.quantization is not None,
+                        float(cfg.quantization or 1.0), lo is not None, lo or 0.0, hi is not None, hi or 0.0,
+                        store == np.uint8)
         self._m = math.prod(shape)  # numbers per reading
         self._chan = math.prod(shape[self.element_dims:]) if self.element_dims else max(self._m, 1)
+        self._scale = np.ones(self.num_envs, np.float64)  # per-episode noise factor (set_episode)
         self._buf_flat = self._buf.reshape(self.num_envs, self._len, self._m)
+        # same memory as _dead, flattened per env (elements); (n, 0) when no element can die
         self._dead_flat = self._dead.reshape(self.num_envs, -1) if self._n_dead else np.zeros((self.num_envs, 0), bool)
-        f = float
-        self._kconst = (f(cfg.noise_std), f(cfg.noise_rel), cfg.quantization is not None, f(cfg.quantization or 1.0),
-                        self._c_lo is not None, f(self._c_lo) if self._c_lo is not None else 0.0,
-                        self._c_hi is not None, f(self._c_hi) if self._c_hi is not None else 0.0,
-                        store == np.uint8)
+        self._many_noise: dict[int, np.ndarray] = {}  # noise work buffers by sample count
         self._many_slots: dict[tuple[int, int], np.ndarray] = {}  # ring slots by (head, sample count)
         self._full_shape = (self.num_envs, *shape)
 
@@ -394,47 +391,6 @@ class SensorChannel:
         )
 
     # ------------------------------------------------------------------ corruption
-
-    def _corrupt(
-        self,
-        x: np.ndarray,
-        rngs: Sequence[np.random.Generator],
-        dead_b: np.ndarray | None,
-        noise: np.ndarray | None,
-        drawn: bool = False,
-    ) -> None:
-        """Corrupt ``x`` (k, *shape) in place: dead -> noise -> quantize -> saturate (see module docstring).
-
-        ``noise`` is a work buffer filled here from ``rngs``, or already filled when ``drawn``.
-        """
-        if noise is not None:
-            dt = self.dtype
-            if not drawn:
-                for i, rng in enumerate(rngs):
-                    rng.standard_normal(dtype=dt, out=noise[i])
-            if self._has_rel:  # block index -1: multiplicative term
-                rel = noise[:, -1]
-                np.multiply(rel, self._c_rel, out=rel)
-                np.add(rel, self._c_one, out=rel)
-                np.multiply(x, rel, out=x)
-            if self._has_add:  # block index 0: additive term
-                add = noise[:, 0]
-                np.multiply(add, self._c_std, out=add)
-                np.add(x, add, out=x)
-        if self._c_q is not None:
-            np.divide(x, self._c_q, out=x)
-            np.rint(x, out=x)
-            np.multiply(x, self._c_q, out=x)
-        if self._c_lo is not None:
-            np.maximum(x, self._c_lo, out=x)
-        if self._c_hi is not None:
-            np.minimum(x, self._c_hi, out=x)
-        if self.store_dtype == np.uint8:
-            np.clip(x, 0, 255, out=x)
-            np.rint(x, out=x)
-        if dead_b is not None:
-            # Applied last, equivalent to first for the result: a dead element reads exactly 0 through all stages.
-            np.copyto(x, 0, where=dead_b)
 
     # ------------------------------------------------------------------ API
 
@@ -476,9 +432,14 @@ class SensorChannel:
             raise ValueError(
                 f"sensor {self.name!r}: initial has shape {x.shape}, expected {(k, *self.shape)} (k=len(env_ids))"
             )
-        noise = np.empty((k, self._n_noise, *self.shape), dtype=self.dtype) if self._n_noise else None
-        self._corrupt(x, rngs, self._dead_b[env_ids] if self._n_dead else None, noise)
-        self._buf[env_ids] = x[:, None]
+        noise = np.empty((k, self._n_noise, 1, self._m), dtype=self.dtype)
+        if self._n_noise:
+            for i, rng in enumerate(rngs):
+                rng.standard_normal(dtype=self.dtype, out=noise[i])
+        first = np.empty((k, 1, self._m), dtype=self.store_dtype)
+        _corrupt_into(x.reshape(k, 1, self._m), noise, self._scale[env_ids], self._has_add, self._has_rel,
+                      *self._kconst, self._dead_flat[env_ids], self._chan, first, np.zeros(1, np.int64))
+        self._buf[env_ids] = first.reshape(k, 1, *self.shape)  # held in every slot until new samples arrive
 
     def push(self, clean: np.ndarray, rngs: Sequence[np.random.Generator]) -> None:
         """Take one sample for every env: corrupt ``clean`` ``(num_envs, *shape)`` and append it to the ring.
@@ -526,8 +487,8 @@ class SensorChannel:
         flat = clean.reshape(self.num_envs, n_samples, self._m)
         if flat.dtype != self.dtype:
             flat = flat.astype(self.dtype)
-        _corrupt_into(flat, noise, self._has_add, self._has_rel, *self._kconst, self._dead_flat, self._chan,
-                      self._buf_flat, slots)
+        _corrupt_into(flat, noise, self._scale, self._has_add, self._has_rel, *self._kconst, self._dead_flat,
+                      self._chan, self._buf_flat, slots)
         self._head = int(slots[-1])
 
     def read(self) -> np.ndarray:
@@ -537,6 +498,33 @@ class SensorChannel:
         Otherwise ``(num_envs, history, *shape)``, oldest first, newest (= the ``history == 1`` reading) last.
         Before enough samples exist since a reset, the oldest available (initial) reading fills in.
         """
-        if self.history == 1:
-            return self._slots[self._read_slot[self._head]].copy()
-        return self._buf[:, self._read_idx[self._head]]
+        if self._uniform_lat and self._env_lat[0] == self._latency:
+            if self.history == 1:
+                return self._slots[self._read_slot[self._head]].copy()
+            return self._buf[:, self._read_idx[self._head]]
+        idx = (self._head - self._env_lat[:, None] - self._ages[None, :]) % self._len  # (n, history)
+        out = self._buf[np.arange(self.num_envs)[:, None], idx]
+        return out[:, 0] if self.history == 1 else out
+
+    def set_episode(self, env_ids: np.ndarray, noise_scale: np.ndarray | None = None,
+                    extra_latency_s: np.ndarray | None = None) -> None:
+        """Per-episode sensor randomization of ``env_ids``: a factor on both noise terms, and latency added to
+        ``cfg.latency_s`` (s, rounded to whole samples, at most ``max_extra_latency_s``)."""
+        env_ids = np.asarray(env_ids, dtype=np.intp).reshape(-1)
+        if noise_scale is not None:
+            if np.any(np.asarray(noise_scale) < 0):
+                raise ValueError(f"sensor {self.name!r}: noise_scale must be >= 0, got {noise_scale}")
+            self._scale[env_ids] = noise_scale
+        if extra_latency_s is not None:
+            extra = np.floor(np.asarray(extra_latency_s, float) / self.sample_period_s + 0.5 + 1e-9).astype(np.int64)
+            if np.any(extra < 0) or np.any(extra > self._max_extra):
+                raise ValueError(
+                    f"sensor {self.name!r}: extra latency {extra_latency_s} s outside [0, "
+                    f"{self._max_extra * self.sample_period_s:g}] s; raise max_extra_latency_s")
+            self._env_lat[env_ids] = self._latency + extra
+        self._uniform_lat = bool((self._env_lat == self._env_lat[0]).all())
+
+    @property
+    def episode_latency_samples(self) -> np.ndarray:
+        """(num_envs,) latency of each env's current episode, in samples."""
+        return self._env_lat.copy()

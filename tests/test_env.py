@@ -89,8 +89,11 @@ def test_randomization_values_returned_and_applied(lift_cfg):
     _, info = env.reset(seed=0)
     p0, p1 = info["randomization"]
     for key in ("friction_scale", "mass_scale", "actuator_gain_scale", "light_intensity", "touch_gain",
-                "block_xy", "instruction", "episode_seed"):
+                "sensor_noise_scale", "sensor_extra_latency_s", "block_xy", "instruction", "episode_seed"):
         assert key in p0
+    for i, p in enumerate((p0, p1)):  # sensor latency drawn per episode, in whole touch samples
+        extra = round(p["sensor_extra_latency_s"] * env.touch_hz)
+        assert env.touch_ch.episode_latency_samples[i] == env.touch_ch.latency_samples + extra
     assert p0["friction_scale"] != p1["friction_scale"]
     pad = env.pad_geoms[0]
     for i, p in enumerate((p0, p1)):

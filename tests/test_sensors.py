@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-try:
-    from rho.sim import sensors
-except ImportError:  # repo not pip-installed: load the module straight from sim/ (it is pure numpy)
-    _path = pathlib.Path(__file__).resolve().parents[1] / "sim" / "sensors.py"
-    _spec = importlib.util.spec_from_file_location("rho_sim_sensors_under_test", _path)
-    sensors = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = sensors  # dataclasses resolves annotations through sys.modules
-    _spec.loader.exec_module(sensors)
-
-SensorCfg = sensors.SensorCfg
-SensorChannel = sensors.SensorChannel
-rate_to_period_steps = sensors.rate_to_period_steps
+from rho.sim.sensors import SensorCfg, SensorChannel, rate_to_period_steps
 
 
 def rngs_for(seeds):
@@ -433,3 +418,34 @@ def test_rate_to_period_steps_uneven_rate_message():
 def test_rate_to_period_steps_errors(rate_hz, physics_dt, fragment):
     with pytest.raises(ValueError, match=fragment):
         rate_to_period_steps(rate_hz, physics_dt)
+
+
+# ---------------------------------------------------------------------------- per-episode randomization
+
+
+def test_set_episode_noise_scale_scales_std():
+    cfg = SensorCfg(noise_std=0.5)
+    ch = SensorChannel("s", cfg, (2000,), num_envs=2, sample_period_s=0.01)
+    rngs = [np.random.default_rng(0), np.random.default_rng(1)]
+    ch.reset(np.arange(2), rngs)
+    ch.set_episode(np.array([1]), noise_scale=np.array([3.0]))
+    ch.push(np.zeros((2, 2000)), rngs)
+    out = ch.read()
+    assert out[0].std() == pytest.approx(0.5, rel=0.08)
+    assert out[1].std() == pytest.approx(1.5, rel=0.08)
+
+
+def test_set_episode_latency_per_env():
+    cfg = SensorCfg(rate_hz=100.0, latency_s=0.01)  # 1 sample
+    ch = SensorChannel("s", cfg, (1,), num_envs=2, sample_period_s=0.01, max_extra_latency_s=0.03, history=2)
+    rngs = [np.random.default_rng(0)] * 2
+    ch.reset(np.arange(2), rngs)
+    ch.set_episode(np.array([1]), extra_latency_s=np.array([0.02]))  # env 1: 1 + 2 = 3 samples
+    for v in range(1, 7):
+        ch.push(np.full((2, 1), float(v)), rngs)
+    out = ch.read()[..., 0]  # (2, history): oldest first
+    assert out[0].tolist() == [4.0, 5.0]  # newest delivered = 6 - 1
+    assert out[1].tolist() == [2.0, 3.0]  # newest delivered = 6 - 3
+    np.testing.assert_array_equal(ch.episode_latency_samples, [1, 3])
+    with pytest.raises(ValueError, match="extra latency"):
+        ch.set_episode(np.array([0]), extra_latency_s=np.array([0.05]))
