@@ -330,12 +330,8 @@ class SensorChannel:
         self._slots = [self._buf[:, i] for i in range(self._len)]  # cached views, one per ring slot
         self._head = 0  # ring index of the newest sample
 
-        # Ring indices delivered by read(), precomputed per head position.
-        if self.history == 1:
-            self._read_slot = [(h - self._latency) % self._len for h in range(self._len)]
-        else:
-            ages = np.arange(self._latency + self.history - 1, self._latency - 1, -1)  # oldest first
-            self._read_idx = [(h - ages) % self._len for h in range(self._len)]
+        # Ring indices delivered by read() when every env has the same latency, per (latency, head); built lazily.
+        self._read_tables: dict[int, list] = {}
 
         # Dead elements.
         elem_shape = shape[: self.element_dims]
@@ -498,10 +494,15 @@ class SensorChannel:
         Otherwise ``(num_envs, history, *shape)``, oldest first, newest (= the ``history == 1`` reading) last.
         Before enough samples exist since a reset, the oldest available (initial) reading fills in.
         """
-        if self._uniform_lat and self._env_lat[0] == self._latency:
+        if self._uniform_lat:
+            lat = int(self._env_lat[0])
+            table = self._read_tables.get(lat)
+            if table is None:
+                table = [(h - lat - self._ages) % self._len for h in range(self._len)]
+                self._read_tables[lat] = table
             if self.history == 1:
-                return self._slots[self._read_slot[self._head]].copy()
-            return self._buf[:, self._read_idx[self._head]]
+                return self._slots[int(table[self._head][0])].copy()
+            return self._buf[:, table[self._head]]
         idx = (self._head - self._env_lat[:, None] - self._ages[None, :]) % self._len  # (n, history)
         out = self._buf[np.arange(self.num_envs)[:, None], idx]
         return out[:, 0] if self.history == 1 else out
