@@ -1,7 +1,7 @@
 """`rho bench sim`: simulation throughput, side by side in one process.
 
-Workload: the `lift_block` scene driven through a recorded grasp-and-lift (the scripted expert's servo targets,
-replayed open-loop), so contacts and touch are exercised, not just free motion. All rates are medians over
+Workload: the `lift_block` scene driven through a recorded episode of its scripted expert — reach, grasp, lift, hold
+the block in the air (servo targets replayed open-loop) — so contacts and touch are exercised, not just free motion. All rates are medians over
 `repeats` runs; machines are shared and noisy, so compare ratios taken in the same run.
 
 Figures:
@@ -54,13 +54,18 @@ def _lift_cfg(num_envs: int = 1, touch: bool = True, cameras: dict | None = None
 
 
 def record_workload(control_steps: int = 150) -> tuple[np.ndarray, np.ndarray]:
-    """The scripted expert's joint-position targets for one grasp-and-lift, and the initial state."""
-    from rho.tasks import make_env
-    from rho.tasks.lift_block import LiftBlockExpert
+    """The scripted expert's servo targets for one episode — reach, grasp, lift, then hold the block in the air
+    (success does not end it) — and the initial state."""
+    from rho.tasks.lift_block import LiftBlockEnv, LiftBlockExpert
+
+    class NoEnd(LiftBlockEnv):
+        def _get_dones(self, metrics):
+            return np.zeros(self.num_envs, bool)
 
     cfg = _lift_cfg()
     cfg.action.mode = "ee_delta"
-    env = make_env("lift_block", cfg)
+    cfg.episode_length_s = 1e3
+    env = NoEnd(cfg)
     expert = LiftBlockExpert(env)
     obs, _ = env.reset(seed=0)
     state0 = env.get_state()[0].copy()
@@ -102,8 +107,7 @@ def env_rate(ctrls: np.ndarray, state0: np.ndarray, num_envs: int = 1, touch: bo
     cfg = _lift_cfg(num_envs, touch, threads=threads)
     env = make_env("lift_block", cfg) if task else _core_env(cfg)
     env.reset(seed=0)
-    if touch:
-        env.set_state(np.tile(state0, (num_envs, 1)))
+    env.set_state(np.tile(state0, (num_envs, 1)))  # every variant replays from the recorded state
     actions = [np.tile(_ctrl_to_action(env, c), (num_envs, 1)) for c in ctrls]
     t = time.perf_counter()
     for a in actions:
