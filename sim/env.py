@@ -32,7 +32,8 @@ randomization, sensor noise) comes from a Generator on that seed, so an episode 
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -169,7 +170,11 @@ class BatchedEnv(gym.vector.VectorEnv):
 
     def __init__(self, cfg: EnvCfg | None = None, **overrides: Any):
         cfg = copy.deepcopy(cfg) if cfg is not None else self.default_cfg()
-        for k, v in overrides.items():  # gym.make(..., num_envs=4) style shortcuts
+        for k, v in overrides.items():  # gym.make(..., num_envs=4) style shortcuts for top-level fields
+            if k not in {f.name for f in dataclasses.fields(cfg)}:
+                near = difflib.get_close_matches(k, [f.name for f in dataclasses.fields(cfg)], n=1)
+                hint = f" Did you mean {near[0]!r}?" if near else ""
+                raise TypeError(f"{type(self).__name__}: unknown config field {k!r} for {type(cfg).__name__}.{hint}")
             setattr(cfg, k, v)
         problems = validate_config(cfg)
         if problems:
@@ -775,8 +780,4 @@ class BatchedEnv(gym.vector.VectorEnv):
                 f"cameras={list(self.cfg.cameras)})")
 
 
-def episode_seconds(env: BatchedEnv) -> float:
-    return env.max_episode_steps * env.control_dt
-
-
-__all__ = ["ActionCfg", "BatchedEnv", "CameraCfg", "EnvCfg", "ProprioCfg", "SimCfg", "TouchCfg", "math"]
+__all__ = ["ActionCfg", "BatchedEnv", "CameraCfg", "EnvCfg", "ProprioCfg", "SimCfg", "TouchCfg"]

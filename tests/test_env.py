@@ -257,3 +257,8 @@ def test_gym_registration():
     obs, _ = venv.reset(seed=0)
     assert obs["joint_pos"].shape == (2, 14)
     venv.close()
+
+
+def test_unknown_shortcut_field_suggests():
+    with pytest.raises(TypeError, match="Did you mean 'num_envs'"):
+        make_env("lift_block", num_env=2)
