@@ -11,8 +11,10 @@ Output directory:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,20 +97,35 @@ def run_rollout(cfg: RolloutCfg, progress: bool = True) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     steps = len(record["actions"])
     arrays = {k: np.stack(v) for k, v in record.items()}
-    np.savez_compressed(out / "rollout.npz", **arrays)
+    with _atomic(out / "rollout.npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
     cams = [k for k in env.obs_spec.names if k.startswith("rgb_")]
     pads = [f"touch_{p}" for p in env.pads] if env.cfg.touch.enabled else []
     frames = list(range(0, steps + 1, cfg.frame_every))
     if frames[-1] != steps:
         frames.append(steps)
     if cams:
-        _contact_sheet([arrays[c][frames, 0] for c in cams], cams, frames).save(out / "cameras.png")
+        with _atomic(out / "cameras.png") as tmp:
+            _contact_sheet([arrays[c][frames, 0] for c in cams], cams, frames).save(tmp, format="PNG")
     if pads:
-        _touch_sheet([arrays[p][frames, 0, -1] for p in pads], pads, frames).save(out / "touch.png")
+        with _atomic(out / "touch.png") as tmp:
+            _touch_sheet([arrays[p][frames, 0, -1] for p in pads], pads, frames).save(tmp, format="PNG")
     summary = _summary(cfg, env, arrays, ever, params, wall, steps)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_jsonable))
+    with _atomic(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
     env.close()
     return summary
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """Write to a temporary file beside `path` and rename it into place: a killed run never leaves half a file."""
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix: numpy and PIL pick formats from it
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _act(policy: str, env, expert, obs, rng: np.random.Generator) -> np.ndarray:
