@@ -61,6 +61,7 @@ class SceneSpec:
     cone: Literal["pyramidal", "elliptic"] = "elliptic"
     impratio: float = 10.0  # friction-to-normal impedance ratio (higher: less slip in grasps)
     extra_worldbody: str = ""  # raw MJCF appended to <worldbody> (task-specific assets)
+    dr_bodies: tuple[str, ...] = ()  # bodies of extra_worldbody whose geoms get friction/mass/colour randomization
     extra_sections: dict[str, str] = field(default_factory=dict)  # e.g. {"equality": "...", "asset": "..."}
 
 

@@ -1,7 +1,8 @@
 """The `rho` command. Subcommands take `key=value` overrides of their config (YAML under `configs/`).
 
     rho rollout [task=lift_block steps=120 out=runs/rollout env.num_envs=1 ...]   headless rollout, cameras + touch
-    rho tasks                                                                     registered tasks and gym ids
+    rho tasks [list]                                                              tasks, gym ids, instructions
+    rho expert task=lift_block episodes=100 [env.num_envs=8] [--json]             scripted expert success rate
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho <command> --help                                                          this text and the config keys
 """
@@ -47,10 +48,35 @@ def cmd_rollout(args: list[str]) -> int:
 def cmd_tasks(args: list[str]) -> int:
     from rho.tasks import ALL_TASKS
 
+    if args and args[0] != "list":
+        print(f"usage: rho tasks [list]; got {args}", file=sys.stderr)
+        return 2
     for entry in ALL_TASKS.values():
         expert = entry.expert_cls.__name__ if entry.expert_cls else "-"
-        doc = ((entry.env_cls.__module__ and sys.modules[entry.env_cls.__module__].__doc__) or "").strip()
-        print(f"{entry.name:16s} {entry.gym_id:24s} expert: {expert:18s} {doc.splitlines()[0] if doc else ''}")
+        doc = (sys.modules[entry.env_cls.__module__].__doc__ or "").strip()
+        print(f"{entry.name:24s} {entry.gym_id:32s} expert: {expert}")
+        print(f"    {doc.splitlines()[0] if doc else ''}")
+        for example in entry.env_cls.instruction_examples()[:3]:
+            print(f"    e.g. {example!r}")
+    return 0
+
+
+def cmd_expert(args: list[str]) -> int:
+    from rho.tasks.run_expert import expert_schema, run_expert
+
+    overrides, flags = parse_cli(args)
+    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
+    if not any(o.startswith("env.cameras") for o in overrides):
+        overrides = [*overrides, "env.cameras={}"]  # experts use privileged state; cameras only when asked
+    cfg = load_config(expert_schema(task), overrides=overrides)
+    result = run_expert(cfg, progress="--quiet" not in flags and "--json" not in flags)
+    if "--json" in flags:
+        print(json.dumps(result))
+    else:
+        lo, hi = result["ci95"]
+        print(f"{result['task']}: {result['expert']} succeeded in {result['successes']}/{result['episodes']} "
+              f"episodes ({result['success_rate']:.1%}, 95% CI {lo:.1%}–{hi:.1%}), mean episode "
+              f"{result['mean_episode_s']:.2f} s")
     return 0
 
 
@@ -72,7 +98,8 @@ def cmd_bench(args: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "bench": cmd_bench}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
+                                                   "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -203,7 +203,11 @@ class _Loader:
         if issues:
             self.problems += issues
             return
+        # A mapping given on the command line replaces a dict-typed field (`cameras={}` empties it); YAML merges.
+        replace = where == "" and isinstance(value, Mapping) and _is_mapping_hint(_strip_optional(hint))
         try:
+            if replace:  # empty it, then merge: typed values (dataclasses) are built from the mapping
+                OmegaConf.update(self.cfg, _join(parts), {}, merge=False)
             OmegaConf.update(self.cfg, _join(parts), value, merge=True)
         except OmegaConfBaseException as e:
             self.problems.append(self.translate(e, parts, value, where))

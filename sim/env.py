@@ -252,8 +252,12 @@ class BatchedEnv(gym.vector.VectorEnv):
         assert all(s.adr[0] == ns[0].adr[0] + 3 * k for k, s in enumerate(ns)), "net sensors not contiguous"
         self.net_idx = slice(ns[0].adr[0], ns[0].adr[0] + 3 * len(ns))  # reshaped to (pads, 3)
         self.home = np.array(r.home)
-        self.prop_geoms = np.array([m.geom(p.name).id for p in self.scene.props], dtype=int)
+        self.prop_geoms = np.array([m.geom(p.name).id for p in self.scene.props], dtype=int)  # scaled props
         self.prop_bodies = np.array([m.body(p.name).id for p in self.scene.props], dtype=int)
+        # friction / mass / colour randomization: props and the task's listed asset bodies
+        dr_bodies = [m.body(b).id for b in self.scene.dr_bodies]
+        self.dr_bodies = np.concatenate([self.prop_bodies, dr_bodies]).astype(int)
+        self.dr_geoms = np.flatnonzero(np.isin(m.geom_bodyid, self.dr_bodies)).astype(int)
         self.pad_geoms = np.array([m.geom(f"{a}/pad_{f}").id for a in r.arms for f in FINGERS])
         self.fixed_cams = np.array([i for i in range(m.ncam) if m.cam_bodyid[i] == 0], dtype=int)
 
@@ -397,7 +401,13 @@ class BatchedEnv(gym.vector.VectorEnv):
         return metrics["success"]
 
     def instruction(self, env_id: int) -> str:
+        """The language instruction of env `env_id`'s current episode."""
         return self.episode_params[env_id].get("instruction", "")
+
+    @classmethod
+    def instruction_examples(cls) -> list[str]:
+        """A few instructions this task draws (for `rho tasks`); tasks override."""
+        return []
 
     # ------------------------------------------------------------------ reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -492,14 +502,16 @@ class BatchedEnv(gym.vector.VectorEnv):
         p = rc.physics
         fr, ms, dmp, gain, sc = (p.friction_scale.sample(rng), p.mass_scale.sample(rng), p.damping_scale.sample(rng),
                                  p.actuator_gain_scale.sample(rng), p.object_scale.sample(rng))
-        g = np.concatenate([self.prop_geoms, self.pad_geoms])
+        g = np.concatenate([self.dr_geoms, self.pad_geoms])
         m.geom_friction[g, 0] = nom.geom_friction[g, 0] * fr
         m.dof_damping[:] = nom.dof_damping * dmp
         m.actuator_gainprm[:, 0] = nom.actuator_gainprm[:, 0] * gain
         m.actuator_biasprm[:, 1] = nom.actuator_biasprm[:, 1] * gain
-        b, pg = self.prop_bodies, self.prop_geoms
-        m.body_mass[b] = nom.body_mass[b] * ms * sc**3
-        m.body_inertia[b] = nom.body_inertia[b] * ms * sc**5
+        m.body_mass[self.dr_bodies] = nom.body_mass[self.dr_bodies] * ms
+        m.body_inertia[self.dr_bodies] = nom.body_inertia[self.dr_bodies] * ms
+        b, pg = self.prop_bodies, self.prop_geoms  # object scale: simple props only
+        m.body_mass[b] *= sc**3
+        m.body_inertia[b] *= sc**5
         m.geom_size[pg] = nom.geom_size[pg] * sc
         m.geom_rbound[pg] = nom.geom_rbound[pg] * sc
         m.geom_aabb[pg] = nom.geom_aabb[pg] * sc
@@ -512,7 +524,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         m.light_diffuse[:] = light
         tilt = v.light_dir_jitter.sample(rng)
         m.light_dir[:] = nom.light_dir @ random_rotation(rng, tilt).T
-        colored = np.concatenate([self.prop_geoms, [self.model.geom("table").id]]).astype(int)
+        colored = np.concatenate([self.dr_geoms, [self.model.geom("table").id]]).astype(int)
         jit = rng.uniform(-v.color_jitter, v.color_jitter, (len(colored), 3))
         m.geom_rgba[colored, :3] = np.clip(nom.geom_rgba[colored, :3] + jit, 0, 1)
         m.mat_rgba[:, :3] = np.clip(nom.mat_rgba[:, :3] + rng.uniform(-v.color_jitter, v.color_jitter, 3), 0, 1)

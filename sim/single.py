@@ -20,8 +20,12 @@ class SingleEnv(gym.Env):
         self.observation_space = env.single_observation_space
         self.action_space = env.single_action_space
         self.render_mode = "rgb_array"
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / env.control_dt)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)  # gymnasium's np_random; the batched env draws from its own per-episode seeds
+        if seed is None and self.env.episode_count[0] == 0:
+            seed = int(self.np_random.integers(2**31))  # unseeded first reset: still a recorded seed
         obs, info = self.env.reset(seed=seed, options=options)
         return _unbatch(obs), {"episode_seed": int(info["episode_seed"][0]), **info["randomization"][0]}
 

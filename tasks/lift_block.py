@@ -89,6 +89,10 @@ class LiftBlockEnv(BatchedEnv):
         self.batch.set_models(self._models)
         return out
 
+    @classmethod
+    def instruction_examples(cls) -> list[str]:
+        return [t.format(c=c) for t, c in zip(INSTRUCTIONS, COLORS, strict=False)]
+
     def _task_obs_keys(self):
         return [("block_pose", (7,), "m|quat_wxyz", "block position (world) and quaternion (w, x, y, z)")]
 

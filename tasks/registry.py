@@ -75,7 +75,9 @@ def make_vector(task: str, num_envs: int = 1, cfg: EnvCfg | None = None, **overr
     return make_env(task, cfg, num_envs=num_envs, **overrides)
 
 
-def make_single(task: str, cfg: EnvCfg | None = None, **overrides) -> gym.Env:
+def make_single(task: str, cfg: EnvCfg | None = None, render_mode: str | None = "rgb_array", **overrides) -> gym.Env:
     from rho.sim.single import SingleEnv
 
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode must be 'rgb_array' or None (offscreen only), got {render_mode!r}")
     return SingleEnv(make_env(task, cfg, num_envs=1, **overrides))

@@ -49,8 +49,18 @@ def test_unknown_command_suggests(capsys):
 
 
 def test_tasks_lists_registry(capsys):
-    assert main(["tasks"]) == 0
-    assert "rho/LiftBlock-v0" in capsys.readouterr().out
+    assert main(["tasks", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "rho/LiftBlock-v0" in out
+    assert "e.g. 'pick up the red block'" in out
+
+
+def test_expert_reports_success_with_ci(capsys):
+    assert main(["expert", "task=lift_block", "episodes=8", "env.num_envs=4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 8
+    assert result["success_rate"] >= 0.9
+    assert 0.0 <= result["ci95"][0] <= result["success_rate"] <= result["ci95"][1] <= 1.0
 
 
 @pytest.mark.slow

@@ -505,3 +505,19 @@ def test_parse_cli_double_dash_ends_overrides() -> None:
 
 def test_parse_cli_empty() -> None:
     assert parse_cli([]) == ([], [])
+
+
+def test_cli_mapping_replaces_dict_field_yaml_merges(tmp_path):
+    """`cameras={}` on the command line empties a dict field; `cameras={a: {...}}` replaces it, typed."""
+    from rho.tasks.lift_block import LiftBlockCfg
+
+    assert load_config(LiftBlockCfg, overrides=["cameras={}"]).cameras == {}
+    cams = load_config(LiftBlockCfg, overrides=["cameras={cam_high: {width: 64}}"]).cameras
+    assert list(cams) == ["cam_high"]
+    assert cams["cam_high"].width == 64
+    assert cams["cam_high"].height == 128  # defaults of the value type fill the rest
+    y = tmp_path / "c.yaml"
+    y.write_text("cameras:\n  cam_high: {width: 32}\n")
+    merged = load_config(LiftBlockCfg, yaml=y).cameras
+    assert set(merged) == {"cam_high", "cam_left_wrist", "cam_right_wrist"}
+    assert merged["cam_high"].width == 32

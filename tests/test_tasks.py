@@ -71,6 +71,33 @@ def test_scripted_expert_succeeds(name):
     assert np.mean(results) >= 0.9
 
 
+@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.filterwarnings("ignore:.*symmetric and normalized space")  # actions are in SI units, by design
+def test_gymnasium_env_checker(name):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(ALL_TASKS[name].gym_id, cfg=_small(name, num_envs=1))
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_success_not_trivially_true_at_reset(name):
+    env = make_env(name, _small(name, num_envs=4))
+    env.reset(seed=0)
+    assert not env.evaluate()["success"].any()
+
+
+def test_wilson_interval():
+    from rho.tasks.run_expert import wilson_interval
+
+    lo, hi = wilson_interval(95, 100)
+    assert lo == pytest.approx(0.8882, abs=1e-3)
+    assert hi == pytest.approx(0.9785, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
 def test_lookup_suggests():
     with pytest.raises(KeyError, match="Did you mean 'lift_block'"):
         get_task("lift_blok")
