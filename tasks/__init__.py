@@ -1,6 +1,14 @@
-"""Tasks: each module registers itself in `ALL_TASKS` and as a gymnasium id on import."""
+"""Tasks: every module in this package that defines a task registers it in `ALL_TASKS` (and as a gymnasium id)
+on import; importing `rho.tasks` imports them all."""
 
-from . import lift_block  # noqa: F401
+import importlib
+import pkgutil
+
 from .registry import ALL_TASKS, get_task, make_env, register_expert, register_task
+
+_NOT_TASKS = {"registry", "run_expert"}
+for _mod in pkgutil.iter_modules(__path__):
+    if not _mod.name.startswith("_") and _mod.name not in _NOT_TASKS:
+        importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["ALL_TASKS", "get_task", "make_env", "register_expert", "register_task"]
