@@ -3,6 +3,12 @@
     rho rollout [task=lift_block steps=120 out=runs/rollout env.num_envs=1 ...]   headless rollout, cameras + touch
     rho tasks [list]                                                              tasks, gym ids, instructions
     rho expert task=lift_block episodes=100 [env.num_envs=8] [--json]             scripted expert success rate
+    rho datagen task=lift_block num_demos=20 out=runs/datasets/lift [num_envs=4 workers=1 seed=0
+                keep_failures=false demos_per_shard=10] [--resume] [--json]        record expert demos (HDF5)
+    rho dataset check|info <path> [--json]                                        validate / describe a dataset
+    rho dataset split <path> [valid_fraction=0.1 seed=0]                          train/valid masks
+    rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
+    rho dataset replay <path> [demo=0]                                            re-simulate, report divergence
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho <command> --help                                                          this text and the config keys
 """
@@ -98,7 +104,75 @@ def cmd_bench(args: list[str]) -> int:
     return 0
 
 
+def cmd_datagen(args: list[str]) -> int:
+    from rho.datagen.hdf5 import DatasetError
+    from rho.datagen.runner import datagen_schema, generate
+
+    overrides, flags = parse_cli(args)
+    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
+    if "--resume" in flags:
+        overrides.append("resume=true")
+    cfg = load_config(datagen_schema(task), yaml="datagen", overrides=overrides)
+    try:
+        summary = generate(cfg, progress="--quiet" not in flags)
+    except DatasetError as e:
+        print(f"rho datagen: {e}", file=sys.stderr)
+        return 1
+    if "--json" in flags:
+        print(json.dumps(summary))
+        return 0
+    print(f"{summary['demos']} demos ({summary['samples']} steps, {summary['bytes'] / 2**20:.1f} MiB) of "
+          f"{summary['task']} written to {summary['out']} in {summary['wall_s']:.1f} s "
+          f"({summary['demos_per_s']:.2f} demos/s); expert success {summary['success_rate']:.0%} over "
+          f"{summary['attempts']} attempts" + (f" ({summary['resumed_attempts']} from an earlier run)"
+                                               if summary["resumed_attempts"] else ""))
+    print("per step: " + ", ".join(f"{k} {tuple(v)}" for k, v in summary["obs_keys"].items()))
+    print(f"check it: rho dataset check {summary['out']}")
+    return 0
+
+
+def cmd_dataset(args: list[str]) -> int:
+    from rho.datagen import tools
+    from rho.datagen.hdf5 import DatasetError
+
+    sub = args[0] if args else ""
+    overrides, flags = parse_cli(args[1:])
+    paths = [o for o in overrides if "=" not in o]
+    kv = dict(o.split("=", 1) for o in overrides if "=" in o)
+    usage = "usage: rho dataset check|info|split|merge|replay <path> ... (see rho --help)"
+    if sub not in ("check", "info", "split", "merge", "replay") or not paths:
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        if sub == "check":
+            problems, stats = tools.check(paths[0])
+            if "--json" in flags:
+                print(json.dumps({"problems": problems, **stats}))
+            else:
+                print(f"{paths[0]}: {stats['demos']} demos, {stats['samples']} steps, success "
+                      f"{stats['success_rate']:.0%}, touch felt in {stats['touch_demos']}/{stats['checked']} demos")
+                for p in problems:
+                    print(f"  PROBLEM {p}")
+                print("OK" if not problems else f"{len(problems)} problem(s)")
+            return 1 if problems else 0
+        if sub == "info":
+            result = tools.info(paths[0])
+        elif sub == "split":
+            masks = tools.split(paths[0], float(kv.get("valid_fraction", 0.1)), int(kv.get("seed", 0)))
+            result = {k: len(v) for k, v in masks.items()}
+        elif sub == "merge":
+            result = tools.merge(paths[0], paths[1:])
+        else:
+            result = tools.replay(paths[0], int(kv.get("demo", 0)))
+    except DatasetError as e:
+        print(f"rho dataset {sub}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result) if "--json" in flags else json.dumps(result, indent=1))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
+                                                   "datagen": cmd_datagen, "dataset": cmd_dataset,
                                                    "bench": cmd_bench}
 
 

@@ -56,8 +56,8 @@ import yaml as pyyaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-__all__ = ["CONFIG_PACKAGE", "ConfigError", "config_to_dict", "config_to_yaml", "load_config", "parse_cli",
-           "validate_config"]
+__all__ = ["CONFIG_PACKAGE", "ConfigError", "config_from_dict", "config_to_dict", "config_to_yaml", "load_config",
+           "parse_cli", "validate_config"]
 
 T = TypeVar("T")
 
@@ -127,6 +127,16 @@ def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             overrides.append(arg)
     return overrides, flags
+
+
+def config_from_dict(schema: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a config saved with `config_to_dict` (e.g. a dataset's env_args), checked like `load_config`.
+
+    Each top-level entry is applied as a command-line override, so dict-typed fields are replaced, not merged.
+    """
+    import json
+
+    return load_config(schema, overrides=[f"{k}={json.dumps(v)}" for k, v in data.items()])
 
 
 def validate_config(cfg: Any) -> list[str]:

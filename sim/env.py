@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -206,6 +207,9 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._obs: dict[str, np.ndarray] | None = None
         self._ee_target = np.zeros((self.num_envs, len(self.robot.arms), 7))  # ee_delta running TCP target
         self._clock = 0  # control steps since construction, shared by all envs
+        # optional source of episode seeds for resets (incl. same-step autoresets): env index → seed; datagen sets
+        # it so that every recorded attempt has a seed fixed in advance
+        self.episode_seed_fn: Callable[[int], int] | None = None
         self._zero_reward = np.zeros(self.num_envs)
         self._no_success = np.zeros(self.num_envs, bool)
 
@@ -425,6 +429,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         env_ids = np.asarray(env_ids, dtype=int)
         if env_ids.size == 0:
             return
+        if episode_seeds is None and self.episode_seed_fn is not None:
+            episode_seeds = [self.episode_seed_fn(int(i)) for i in env_ids]
         if episode_seeds is None:
             episode_seeds = [np.random.SeedSequence((self._base_seed, int(i), int(self.episode_count[i])))
                              .generate_state(1, np.uint64)[0] for i in env_ids]
@@ -581,8 +587,11 @@ class BatchedEnv(gym.vector.VectorEnv):
         return obs, np.asarray(total, np.float64), terminated, truncated, info
 
     def _pre_physics_step(self, actions: np.ndarray) -> np.ndarray:
-        """Validate the action and write servo targets; returns (n,) bool, True where a value was clipped."""
-        a = np.asarray(actions, dtype=np.float64)
+        """Validate the action and write servo targets; returns (n,) bool, True where a value was clipped.
+
+        Actions are taken at the action space's float32 precision, so a recorded float32 action replays exactly.
+        """
+        a = np.asarray(actions, dtype=np.float32).astype(np.float64)
         want = (self.num_envs, self.single_action_space.shape[0])
         if a.shape != want:
             if a.shape == want[1:] and self.num_envs == 1:

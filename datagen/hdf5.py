@@ -1,0 +1,241 @@
+"""HDF5 datasets in the robomimic / Isaac Lab Mimic layout, written atomically per shard, read lazily.
+
+One file (a shard, or a whole dataset):
+
+    <file>.hdf5
+    ├── attrs: format_version=1, producer="rho", task, created
+    ├── data                                    attrs: total (samples), env_args (JSON: task, config, obs spec)
+    │   ├── demo_0                              attrs: num_samples, success, attempt, episode_seed, task,
+    │   │   │                                          instruction, randomization (JSON), expert, expert_version,
+    │   │   │                                          source="sim", backend="mujoco", ...
+    │   │   ├── actions          (T, A)  float32
+    │   │   ├── rewards          (T,)    float32
+    │   │   ├── dones            (T,)    uint8
+    │   │   ├── obs/
+    │   │   │   ├── joint_pos    (T, 14) float32          rad / gripper opening
+    │   │   │   ├── touch_left_a (T, S, r, c, 3) float32  N, S touch samples per control step
+    │   │   │   ├── rgb_cam_high (T, H, W, 3) uint8       chunks of one frame, gzip
+    │   │   │   └── ...          every key of the env's observation spec
+    │   │   ├── states/sim       (T, nstate) float64      MuJoCo mjSTATE_INTEGRATION at obs t
+    │   │   └── initial_state/sim (nstate,) float64
+    │   └── demo_1 ...
+    └── mask                                    train / valid: demo names (bytes)
+
+A dataset directory holds shards `shard_w<worker>_<index>.hdf5` (each a file as above, demos named
+`demo_<attempt>`) and `manifest.json` (the ordered demo list, config, counts). Shards are written as
+`.<name>.tmp` and renamed when closed, so a killed run (even kill -9) leaves every closed shard intact and the
+half-written one invisible. `Dataset` reads a directory or a single file the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .episode import Episode, attrs_to_meta, meta_to_attrs
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_GLOB = "shard_*.hdf5"
+IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 4}
+
+
+class DatasetError(RuntimeError):
+    """A dataset that cannot be read or written as asked; the message says why and how to fix it."""
+
+
+def check_version(version: Any, where: str) -> None:
+    if version != FORMAT_VERSION:
+        raise DatasetError(
+            f"{where}: format_version {version!r} is not supported by this rho (expects {FORMAT_VERSION}). "
+            f"Fix: convert it with `rho dataset convert {where} <out>` using the rho release that wrote it, or "
+            "regenerate it with `rho datagen`.")
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_episode(group: h5py.Group, ep: Episode) -> None:
+    """Write one episode into `group` (an empty `data/demo_*` group)."""
+    group.create_dataset("actions", data=ep.actions.astype(np.float32))
+    group.create_dataset("rewards", data=ep.rewards.astype(np.float32))
+    group.create_dataset("dones", data=ep.dones.astype(np.uint8))
+    obs = group.create_group("obs")
+    for key, arr in ep.obs.items():
+        if arr.dtype == np.uint8 and arr.ndim >= 3:  # images: one frame per chunk for random access
+            obs.create_dataset(key, data=arr, chunks=(1, *arr.shape[1:]), **IMAGE_COMPRESSION)
+        else:
+            obs.create_dataset(key, data=arr)
+    for name, states in (("states", ep.states), ("initial_state", ep.initial_state)):
+        g = group.create_group(name)
+        for key, arr in states.items():
+            g.create_dataset(key, data=arr)
+    group.attrs.update(meta_to_attrs({**ep.meta, "num_samples": ep.num_samples, "success": bool(ep.success)}))
+
+
+def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
+    """Load a `demo_*` group into memory (only `keys` of obs when given)."""
+    obs_keys = list(group["obs"]) if keys is None else keys
+    meta = attrs_to_meta(group.attrs)
+    return Episode(
+        obs={k: group["obs"][k][()] for k in obs_keys},
+        actions=group["actions"][()], rewards=group["rewards"][()], dones=group["dones"][()],
+        states={k: v[()] for k, v in group.get("states", {}).items()},
+        initial_state={k: v[()] for k, v in group.get("initial_state", {}).items()},
+        success=bool(meta.pop("success", False)), meta=meta)
+
+
+class ShardWriter:
+    """Appends episodes to a temporary shard file; `close()` renames it into place (atomic per shard)."""
+
+    def __init__(self, path: Path, env_args: dict[str, Any]):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.env_args = env_args
+        self.names: list[str] = []
+        self.samples = 0
+        self._f = h5py.File(self.tmp, "w")
+        self._f.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho", "task": env_args.get("task", ""),
+                              "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self._data = self._f.create_group("data")
+
+    def add(self, ep: Episode, name: str) -> None:
+        write_episode(self._data.create_group(name), ep)
+        self.names.append(name)
+        self.samples += ep.num_samples
+        self._f.flush()
+
+    def close(self) -> Path:
+        self._data.attrs["total"] = self.samples
+        self._data.attrs["env_args"] = json.dumps(self.env_args, default=str)
+        mask = self._f.create_group("mask")
+        mask.create_dataset("train", data=np.array(self.names, dtype="S"))
+        mask.create_dataset("valid", data=np.array([], dtype="S"))
+        self._f.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self._f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+@dataclass(frozen=True)
+class DemoRef:
+    file: Path
+    group: str  # name inside data/
+    num_samples: int
+    success: bool
+    attempt: int
+
+
+class Dataset:
+    """A dataset directory (shards + manifest) or a single HDF5 file, read lazily.
+
+    `episode(i)` loads demo i; `frame(i)` returns the observation/action of global sample i without reading
+    whole files (image datasets are chunked one frame per chunk). File handles open lazily per process, so a
+    `Dataset` can be handed to DataLoader workers.
+    """
+
+    def __init__(self, path: str | Path, only_kept: bool = True):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: no such dataset (expected a .hdf5 file or a directory of shards)")
+        self.demos = self._index(only_kept)
+        self.lengths = np.array([d.num_samples for d in self.demos], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self._handles: dict[Path, h5py.File] = {}
+        self._pid = os.getpid()
+
+    # -- index
+    def _index(self, only_kept: bool) -> list[DemoRef]:
+        if self.path.is_file():
+            return self._scan_file(self.path)
+        manifest = self.path / MANIFEST
+        if manifest.exists():
+            m = json.loads(manifest.read_text())
+            check_version(m.get("format_version"), str(self.path))
+            refs = [DemoRef(self.path / d["file"], d["group"], d["num_samples"], d["success"], d["attempt"])
+                    for d in m["demos"]]
+            if only_kept:
+                return refs
+        demos = [r for f in sorted(self.path.glob(SHARD_GLOB)) for r in self._scan_file(f)]
+        return sorted(demos, key=lambda r: r.attempt)
+
+    @staticmethod
+    def _scan_file(path: Path) -> list[DemoRef]:
+        try:
+            with h5py.File(path, "r") as f:
+                check_version(f.attrs.get("format_version"), str(path))
+                out = []
+                for name, g in f["data"].items():
+                    out.append(DemoRef(path, name, int(g.attrs["num_samples"]), bool(g.attrs["success"]),
+                                       int(g.attrs.get("attempt", len(out)))))
+                return sorted(out, key=lambda r: r.attempt)
+        except OSError as e:
+            raise DatasetError(f"{path}: not a readable HDF5 file ({e}). A half-written shard is never named "
+                               "*.hdf5; delete the file if it is not a dataset.") from e
+
+    # -- access
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def num_demos(self) -> int:
+        return len(self.demos)
+
+    def _file(self, path: Path) -> h5py.File:
+        if os.getpid() != self._pid:  # forked into a worker: handles are not shareable
+            self._handles, self._pid = {}, os.getpid()
+        f = self._handles.get(path)
+        if f is None:
+            f = self._handles[path] = h5py.File(path, "r")
+        return f
+
+    def group(self, i: int) -> h5py.Group:
+        d = self.demos[i]
+        return self._file(d.file)["data"][d.group]
+
+    def episode(self, i: int, keys: list[str] | None = None) -> Episode:
+        return read_episode(self.group(i), keys)
+
+    def frame(self, index: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Global sample `index` → {"obs/<key>": ..., "action": ..., "demo": i, "t": t}, reading one frame."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range [0, {len(self)})")
+        i = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        t = index - int(self.offsets[i])
+        g = self.group(i)
+        out: dict[str, Any] = {f"obs/{k}": g["obs"][k][t] for k in (keys or g["obs"].keys())}
+        out.update(action=g["actions"][t], demo=i, t=t)
+        return out
+
+    def env_args(self) -> dict[str, Any]:
+        if self.path.is_dir() and (self.path / MANIFEST).exists():
+            return json.loads((self.path / MANIFEST).read_text()).get("env_args", {})
+        if not self.demos:
+            return {}
+        return json.loads(self._file(self.demos[0].file)["data"].attrs.get("env_args", "{}"))
+
+    def close(self) -> None:
+        for f in self._handles.values():
+            f.close()
+        self._handles = {}
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,415 @@
+"""`rho datagen`: run a task's expert headless in batched envs (and worker processes), record every step, keep the
+demos, write sharded HDF5 atomically, resume after a kill.
+
+Determinism: attempt k of a run (k = 0, 1, 2, ...) is the episode with seed `attempt_seed(seed, k)`; an episode is
+fully determined by its seed (initial state, randomization, sensor noise), so a demo does not depend on which
+worker or env slot ran it. The dataset is the first `num_demos` successful attempts by index (failures too, when
+`keep_failures`), whatever `num_envs`, `workers` or interruptions. A resumed run skips the attempts already in
+closed shards and continues to the target without duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rho.config import config_to_dict
+
+from .episode import Episode
+from .hdf5 import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SHARD_GLOB,
+    DatasetError,
+    ShardWriter,
+    atomic_write_text,
+    check_version,
+)
+
+
+@dataclass
+class DatagenCfg:
+    """Settings of `rho datagen`; `env` is the task's config class (see `datagen_schema`)."""
+
+    task: str = "lift_block"  # registered task name (`rho tasks list`)
+    num_demos: int = 10  # demos to keep (successful ones; failures come on top when keep_failures)
+    out: str = "runs/datasets/lift_block"  # a directory (shards + manifest) or a single file ending in .hdf5
+    num_envs: int = 4  # batched envs per worker
+    workers: int = 1  # worker processes (1 = in this process)
+    seed: int = 0  # run seed: attempt k uses attempt_seed(seed, k)
+    keep_failures: bool = False  # also store failed attempts, labelled success=false
+    demos_per_shard: int = 10  # demos per shard file (the unit of atomic writes)
+    max_attempts: int = 0  # give up after this many attempts (0: 5 × num_demos + 2 × num_envs × workers)
+    resume: bool = False  # continue an interrupted run in `out` (also --resume)
+    env: Any = None
+
+    def validate(self) -> list[str]:
+        out = []
+        for name in ("num_demos", "num_envs", "workers", "demos_per_shard"):
+            if getattr(self, name) < 1:
+                out.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_attempts < 0:
+            out.append(f"max_attempts must be >= 0, got {self.max_attempts}")
+        return out
+
+
+def datagen_schema(task: str) -> type:
+    from rho.tasks import get_task
+
+    entry = get_task(task)
+    return dataclasses.make_dataclass(
+        "DatagenCfg", [("env", entry.cfg_cls, field(default_factory=entry.cfg_cls))], bases=(DatagenCfg,))
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    return int(np.random.SeedSequence((int(seed), int(attempt))).generate_state(1, np.uint64)[0])
+
+
+# ------------------------------------------------------------------------------------------------ recording
+class _Recorder:
+    """Per-env-slot step buffers of the episode in flight."""
+
+    def __init__(self, env, slot: int, attempt: int):
+        self.slot, self.attempt = slot, attempt
+        self.meta = {**env.episode_params[slot]}
+        self.initial = env.get_state()[slot].copy()
+        self.obs: dict[str, list[np.ndarray]] = {}
+        self.states: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+
+    def add(self, obs: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray, reward: float) -> None:
+        for k, v in obs.items():
+            self.obs.setdefault(k, []).append(v[self.slot].copy())
+        self.states.append(state[self.slot].copy())
+        self.actions.append(action[self.slot].astype(np.float32))
+        self.rewards.append(float(reward))
+
+    def episode(self, success: bool, task_meta: dict[str, Any]) -> Episode:
+        t = len(self.actions)
+        dones = np.zeros(t, np.uint8)
+        dones[-1] = 1
+        return Episode(obs={k: np.stack(v) for k, v in self.obs.items()}, actions=np.stack(self.actions),
+                       rewards=np.asarray(self.rewards, np.float32), dones=dones,
+                       states={"sim": np.stack(self.states)}, initial_state={"sim": self.initial},
+                       success=success, meta={**task_meta, **_flat_meta(self.meta), "attempt": self.attempt})
+
+
+def _flat_meta(params: dict[str, Any]) -> dict[str, Any]:
+    out = {"episode_seed": int(params.get("episode_seed", 0)), "instruction": params.get("instruction", "")}
+    out["randomization"] = {k: v for k, v in params.items() if k not in ("episode_seed", "instruction")}
+    return out
+
+
+def _env_for(cfg: DatagenCfg):
+    """The task env configured for recording: touch history = touch samples per control step, so every touch
+    sample is stored (touch at its own rate)."""
+    from rho.tasks import get_task
+
+    entry = get_task(cfg.task)
+    if entry.expert_cls is None:
+        raise ValueError(f"task {entry.name!r} has no scripted expert to generate demos with")
+    env_cfg = dataclasses.replace(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)
+    env_cfg.action = dataclasses.replace(env_cfg.action, mode=entry.expert_action_mode)
+    per_step = round(env_cfg.touch.rate_hz / env_cfg.sim.control_hz) if env_cfg.touch.enabled else 1
+    env_cfg.touch = dataclasses.replace(env_cfg.touch, history=max(env_cfg.touch.history, per_step))
+    return entry, entry.env_cls(env_cfg)
+
+
+def env_args(cfg: DatagenCfg, env, entry) -> dict[str, Any]:
+    """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert."""
+    return {"task": entry.name, "gym_id": entry.gym_id, "backend": "mujoco", "env_config": config_to_dict(env.cfg),
+            "obs_spec": json.loads(env.obs_spec.to_json()), "expert": entry.expert_cls.name,
+            "expert_version": entry.expert_cls.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz}
+
+
+# ------------------------------------------------------------------------------------------------ production
+def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report, stop) -> None:
+    """One worker: attempts worker, worker + W, ... (minus `done`), recorded into its own shards.
+
+    report(attempt, success, kept, shard) is called for every finished attempt; stop() says when to quit.
+    """
+    entry, env = _env_for(cfg)
+    expert = entry.expert_cls(env)
+    task_meta = {"task": entry.name, "expert": expert.name, "expert_version": expert.version, "source": "sim",
+                 "backend": "mujoco", "worker": worker}
+    args = env_args(cfg, env, entry)
+    attempts = (k for k in _count(worker, cfg.workers) if k not in done)
+    pending: dict[int, int] = {}  # env slot → attempt of the episode the env just reset it to
+
+    def seed_for(slot: int) -> int:  # the env asks for the next seed whenever it (auto)resets a slot
+        k = next(attempts)
+        pending[slot] = k
+        return attempt_seed(cfg.seed, k)
+
+    env.episode_seed_fn = seed_for
+    shard_index = 1 + max([_shard_index(p, worker) for p in out_dir.glob(f"shard_w{worker:02d}_*.hdf5")], default=-1)
+    writer = _open_shard(out_dir, worker, shard_index, args)
+    obs, _ = env.reset()
+    recs = [_Recorder(env, i, pending.pop(i)) for i in range(env.num_envs)]
+    try:
+        while not stop():
+            action = expert.act(obs)
+            state = env.get_state()
+            before = obs
+            obs, rew, term, trunc, info = env.step(action)
+            for i, rec in enumerate(recs):
+                rec.add(before, state, action, rew[i])
+            finished = np.flatnonzero(term | trunc)
+            for i in finished:
+                rec, success = recs[i], bool(info["final_info"]["success"][i])
+                kept = success or cfg.keep_failures
+                if kept:
+                    writer.add(rec.episode(success, task_meta), f"demo_{rec.attempt}")
+                writer.attempts.append(rec.attempt)
+                report(rec.attempt, success, kept, writer.path.name)
+                recs[i] = _Recorder(env, int(i), pending.pop(int(i)))
+                if len(writer.names) >= cfg.demos_per_shard:
+                    writer.close()
+                    shard_index += 1
+                    writer = _open_shard(out_dir, worker, shard_index, args)
+            if len(finished):
+                expert.reset(finished)
+    finally:
+        if writer.attempts:
+            writer.close()
+        else:
+            writer.discard()
+        env.close()
+
+
+def _count(start: int, step: int) -> Iterator[int]:
+    k = start
+    while True:
+        yield k
+        k += step
+
+
+def _shard_index(path: Path, worker: int) -> int:
+    return int(path.stem.split("_")[-1])
+
+
+class _Shard(ShardWriter):
+    """A shard that also records every attempt finished while it was open (kept or not), for resume."""
+
+    def __init__(self, path: Path, env_args: dict[str, Any]):
+        super().__init__(path, env_args)
+        self.attempts: list[int] = []
+
+    def close(self) -> Path:
+        self._f.attrs["attempts"] = json.dumps(self.attempts)
+        return super().close()
+
+
+def _open_shard(out_dir: Path, worker: int, index: int, args: dict[str, Any]) -> _Shard:
+    return _Shard(out_dir / f"shard_w{worker:02d}_{index:05d}.hdf5", args)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+@dataclass
+class _Progress:
+    """Finished attempts and the cut-off that makes the dataset the first `num_demos` successes by index."""
+
+    num_demos: int
+    keep_failures: bool
+    finished: dict[int, tuple[bool, bool, str]] = field(default_factory=dict)  # attempt → (success, kept, shard)
+
+    def add(self, attempt: int, success: bool, kept: bool, shard: str) -> None:
+        self.finished[attempt] = (success, kept, shard)
+
+    def cutoff(self) -> int | None:
+        """The attempt at which the target is reached with no unfinished attempt before it, else None."""
+        count = 0
+        for k in range(len(self.finished) + 1):
+            if k not in self.finished:
+                return None
+            count += self.finished[k][0]
+            if count >= self.num_demos:
+                return k
+        return None
+
+    @property
+    def successes(self) -> int:
+        return sum(s for s, _, _ in self.finished.values())
+
+
+def _scan_done(out_dir: Path) -> dict[int, tuple[bool, bool, str]]:
+    """Attempts recorded in closed shards: attempt → (success, kept, shard file)."""
+    found: dict[int, tuple[bool, bool, str]] = {}
+    for path in sorted(out_dir.glob(SHARD_GLOB)):
+        with h5py.File(path, "r") as f:
+            check_version(f.attrs.get("format_version"), str(path))
+            kept = {int(g.attrs["attempt"]): bool(g.attrs["success"]) for g in f["data"].values()}
+            for k in json.loads(f.attrs.get("attempts", "[]")):
+                found[k] = (kept.get(k, False), k in kept, path.name)
+    return found
+
+
+def _prepare_out(cfg: DatagenCfg) -> tuple[Path, Path | None]:
+    """(shard directory, final single file or None); refuses to overwrite without resume; checks writability."""
+    out = Path(cfg.out)
+    single = out if out.suffix in (".hdf5", ".h5") else None
+    shard_dir = out.with_name(out.name + ".parts") if single else out
+    if single and single.exists() and not cfg.resume:
+        raise DatasetError(f"{single} exists; pick a new out=..., delete it, or pass --resume")
+    existing = shard_dir.exists() and any(shard_dir.glob(SHARD_GLOB))
+    if existing and not cfg.resume:
+        raise DatasetError(f"{shard_dir} already holds shards; continue it with --resume (resume=true) or pick a new "
+                           "out=...")
+    try:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        probe = shard_dir / f".write_probe_{os.getpid()}"
+        probe.write_bytes(b"\0" * 1024)
+        probe.unlink()
+    except OSError as e:
+        raise DatasetError(f"cannot write to {shard_dir}: {e}. Fix: choose a writable out=... with free space") from e
+    for tmp in shard_dir.glob(".shard_*.tmp"):  # half-written shards of a killed run
+        tmp.unlink()
+    return shard_dir, single
+
+
+def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) a datagen job and return its summary."""
+    from tqdm import tqdm
+
+    shard_dir, single = _prepare_out(cfg)
+    prog = _Progress(cfg.num_demos, cfg.keep_failures)
+    if cfg.resume:
+        for k, v in _scan_done(shard_dir).items():
+            prog.add(k, *v)
+    limit = cfg.max_attempts or 5 * cfg.num_demos + 2 * cfg.num_envs * cfg.workers
+    start = time.perf_counter()
+    resumed = len(prog.finished)
+    bar = tqdm(total=cfg.num_demos, initial=min(prog.successes, cfg.num_demos), desc=f"datagen {cfg.task}",
+               unit="demo", disable=not progress)
+
+    def report(attempt: int, success: bool, kept: bool, shard: str) -> None:
+        prog.add(attempt, success, kept, shard)
+        if success and prog.successes <= cfg.num_demos:
+            bar.update(1)
+        bar.set_postfix(success=f"{prog.successes / max(1, len(prog.finished)):.0%}", attempts=len(prog.finished))
+
+    def stop() -> bool:
+        if len(prog.finished) >= limit:
+            return True
+        return prog.cutoff() is not None
+
+    if prog.cutoff() is None:
+        done = set(prog.finished)
+        if cfg.workers == 1:
+            _produce(cfg, 0, done, shard_dir, report, stop)
+        else:
+            _run_workers(cfg, done, shard_dir, report, stop)
+    bar.close()
+    cutoff = prog.cutoff()
+    if cutoff is None:
+        raise DatasetError(
+            f"{cfg.task}: only {prog.successes} successful demos in {len(prog.finished)} attempts (limit "
+            f"{limit}); the expert is failing. The finished demos are kept in {shard_dir}; raise max_attempts or "
+            "fix the expert, then rerun with --resume.")
+    manifest = _write_manifest(cfg, shard_dir, prog, cutoff)
+    path = _merge_single(shard_dir, single, manifest) if single else shard_dir
+    wall = time.perf_counter() - start
+    return _summary(cfg, path, manifest, prog, cutoff, wall, resumed)
+
+
+def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop) -> None:
+    ctx = mp.get_context("spawn")  # MuJoCo, numba and GL contexts do not survive fork
+    queue, stop_event = ctx.Queue(), ctx.Event()
+    plain = config_to_dict(cfg)  # the schema class is made at run time: send plain data, rebuild in the worker
+    procs = [ctx.Process(target=_worker_main, args=(plain, w, done, shard_dir, queue, stop_event), daemon=True)
+             for w in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    alive = len(procs)
+    while alive:
+        msg = queue.get()
+        if msg[0] == "attempt":
+            report(*msg[1:])
+            if stop():
+                stop_event.set()
+        elif msg[0] == "exit":
+            alive -= 1
+        elif msg[0] == "error":
+            stop_event.set()
+            for p in procs:
+                p.join(timeout=60)
+            raise RuntimeError(f"datagen worker {msg[1]} failed:\n{msg[2]}")
+    for p in procs:
+        p.join()
+
+
+def _worker_main(plain, worker, done, shard_dir, queue, stop_event) -> None:
+    import traceback
+
+    from rho.config import config_from_dict
+
+    try:
+        cfg = config_from_dict(datagen_schema(plain["task"]), plain)
+        _produce(cfg, worker, done, shard_dir, lambda *a: queue.put(("attempt", *a)), stop_event.is_set)
+        queue.put(("exit", worker))
+    except BaseException:
+        queue.put(("error", worker, traceback.format_exc()))
+
+
+def _write_manifest(cfg: DatagenCfg, shard_dir: Path, prog: _Progress, cutoff: int) -> dict[str, Any]:
+    demos = []
+    for k in sorted(prog.finished):
+        success, kept, shard = prog.finished[k]
+        if kept and k <= cutoff:
+            with h5py.File(shard_dir / shard, "r") as f:
+                n = int(f["data"][f"demo_{k}"].attrs["num_samples"])
+            demos.append({"file": shard, "group": f"demo_{k}", "attempt": k, "success": success, "num_samples": n})
+    first = shard_dir / demos[0]["file"]
+    with h5py.File(first, "r") as f:
+        args = json.loads(f["data"].attrs["env_args"])
+    manifest = {"format_version": FORMAT_VERSION, "task": cfg.task, "seed": cfg.seed, "num_demos": cfg.num_demos,
+                "keep_failures": cfg.keep_failures, "attempts": cutoff + 1, "demos": demos, "env_args": args,
+                "total": int(sum(d["num_samples"] for d in demos)),
+                "mask": {"train": [d["group"] for d in demos], "valid": []}}
+    atomic_write_text(shard_dir / MANIFEST, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _merge_single(shard_dir: Path, single: Path, manifest: dict[str, Any]) -> Path:
+    """Copy the manifest's demos, in order, into one file (demo_0, demo_1, ...), then rename it into place."""
+    tmp = single.with_name(f".{single.name}.tmp")
+    with h5py.File(tmp, "w") as out:
+        out.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho", "task": manifest["task"]})
+        data = out.create_group("data")
+        names = []
+        for i, d in enumerate(manifest["demos"]):
+            with h5py.File(shard_dir / d["file"], "r") as f:
+                f.copy(f["data"][d["group"]], data, name=f"demo_{i}")
+            names.append(f"demo_{i}")
+        data.attrs["total"] = manifest["total"]
+        data.attrs["env_args"] = json.dumps(manifest["env_args"])
+        out.create_group("mask").create_dataset("train", data=np.array(names, dtype="S"))
+        out["mask"].create_dataset("valid", data=np.array([], dtype="S"))
+    os.replace(tmp, single)
+    shutil.rmtree(shard_dir)
+    return single
+
+
+def _summary(cfg, path: Path, manifest, prog: _Progress, cutoff: int, wall: float, resumed: int) -> dict[str, Any]:
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.iterdir())
+    attempts = cutoff + 1
+    successes = sum(prog.finished[k][0] for k in range(attempts))
+    return {"task": cfg.task, "out": str(path.resolve()), "demos": len(manifest["demos"]),
+            "successful_demos": sum(d["success"] for d in manifest["demos"]), "samples": manifest["total"],
+            "attempts": attempts, "success_rate": successes / attempts, "resumed_attempts": resumed,
+            "bytes": size, "bytes_per_demo": size / max(1, len(manifest["demos"])), "wall_s": wall,
+            "demos_per_s": (len(manifest["demos"])) / wall if wall > 0 else 0.0,
+            "num_envs": cfg.num_envs, "workers": cfg.workers, "seed": cfg.seed,
+            "obs_keys": {k["name"]: k["shape"] for k in manifest["env_args"]["obs_spec"]}}

@@ -1,0 +1,195 @@
+"""Dataset tools: check, info, split, merge, replay (`rho dataset ...`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .hdf5 import FORMAT_VERSION, MANIFEST, Dataset, DatasetError, atomic_write_text
+
+REQUIRED_ATTRS = ("num_samples", "success", "task", "instruction", "episode_seed", "expert", "expert_version",
+                  "source", "backend", "randomization")
+TOUCH_CONTACT_N = 1.0  # a pad reading above this net normal force (N) counts as touching
+
+
+def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Problems (empty when the dataset is sound) and statistics of a dataset."""
+    ds = Dataset(path)
+    problems: list[str] = []
+    spec = {k["name"]: k for k in ds.env_args().get("obs_spec", [])}
+    if not spec:
+        problems.append("env_args has no obs_spec: cannot check observation shapes")
+    stats = {"demos": ds.num_demos, "samples": len(ds), "successes": 0, "touch_demos": 0, "checked": 0}
+    for i in range(ds.num_demos if max_demos is None else min(max_demos, ds.num_demos)):
+        problems += [f"demo {i} ({ds.demos[i].group}): {p}" for p in _check_demo(ds.group(i), spec, stats)]
+        stats["checked"] += 1
+    if ds.num_demos == 0:
+        problems.append("no demos")
+    stats["success_rate"] = stats["successes"] / max(1, stats["checked"])
+    ds.close()
+    return problems, stats
+
+
+def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any]) -> list[str]:
+    out = [f"missing attribute {a!r}" for a in REQUIRED_ATTRS if a not in g.attrs]
+    for name in ("actions", "rewards", "dones", "obs", "states/sim", "initial_state/sim"):
+        if name not in g:
+            out.append(f"missing {name}")
+    if out:
+        return out
+    t = int(g.attrs["num_samples"])
+    for name, arr in [("actions", g["actions"]), ("rewards", g["rewards"]), ("dones", g["dones"]),
+                      ("states/sim", g["states/sim"]), *((f"obs/{k}", v) for k, v in g["obs"].items())]:
+        if arr.shape[0] != t:
+            out.append(f"{name}: {arr.shape[0]} steps, num_samples says {t}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr[()]).all():
+            out.append(f"{name}: contains NaN or inf")
+    if t and g["dones"][-1] != 1:
+        out.append("dones: the last step is not marked done")
+    for key, ks in spec.items():
+        if key not in g["obs"]:
+            out.append(f"obs/{key}: missing (declared in the observation spec)")
+            continue
+        d = g["obs"][key]
+        if tuple(d.shape[1:]) != tuple(ks["shape"]) or d.dtype != np.dtype(ks["dtype"]):
+            out.append(f"obs/{key}: per-step shape {tuple(d.shape[1:])} {d.dtype}, spec says "
+                       f"{tuple(ks['shape'])} {ks['dtype']}")
+    out += [f"obs/{k}: not in the observation spec" for k in g["obs"] if spec and k not in spec]
+    stats["successes"] += bool(g.attrs["success"])
+    out += _check_touch(g, stats)
+    return out
+
+
+def _check_touch(g: h5py.Group, stats: dict[str, Any]) -> list[str]:
+    """A successful contact task must have felt something, and the taxels must add up to the pad's net force."""
+    nets = [k for k in g["obs"] if k.startswith("touch_net_")]
+    if not nets:
+        return []
+    peak = max(float(g["obs"][k][:, 0].max()) for k in nets)
+    touched = peak > TOUCH_CONTACT_N
+    stats["touch_demos"] += touched
+    out = []
+    if bool(g.attrs["success"]) and not touched:
+        out.append(f"touch: successful demo but no pad ever read more than {TOUCH_CONTACT_N} N (peak {peak:.2f} N)")
+    for k in nets:
+        grid = f"touch_{k[len('touch_net_'):]}"
+        if grid not in g["obs"]:
+            continue
+        net, taxels = g["obs"][k][:, 0], g["obs"][grid][:, -1, ..., 0].sum(axis=(-1, -2))  # newest sample
+        pressed = net > 3 * TOUCH_CONTACT_N
+        if pressed.any():
+            err = np.median(np.abs(taxels[pressed] - net[pressed]) / net[pressed])
+            if err > 0.25:
+                out.append(f"{grid}: taxels sum to {err:.0%} off the pad's net force while pressed")
+    return out
+
+
+def info(path: str | Path) -> dict[str, Any]:
+    ds = Dataset(path)
+    args = ds.env_args()
+    out: dict[str, Any] = {"path": str(Path(path).resolve()), "format_version": FORMAT_VERSION,
+                           "task": args.get("task"), "demos": ds.num_demos, "samples": len(ds),
+                           "successes": int(sum(d.success for d in ds.demos)),
+                           "mean_length": float(ds.lengths.mean()) if ds.num_demos else 0.0}
+    if ds.num_demos:
+        g = ds.group(0)
+        out["keys"] = {f"obs/{k}": [list(v.shape[1:]), str(v.dtype)] for k, v in g["obs"].items()}
+        out["keys"]["actions"] = [list(g["actions"].shape[1:]), str(g["actions"].dtype)]
+        out["keys"]["states/sim"] = [list(g["states/sim"].shape[1:]), str(g["states/sim"].dtype)]
+        out["instructions"] = sorted({str(ds.group(i).attrs["instruction"]) for i in range(min(20, ds.num_demos))})
+        out["expert"] = f"{g.attrs.get('expert')}@{g.attrs.get('expert_version')}"
+    p = Path(path)
+    out["bytes"] = p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.iterdir())
+    ds.close()
+    return out
+
+
+def split(path: str | Path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[str]]:
+    """Write train/valid masks (demo names) into the file or the manifest; returns them."""
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    ds = Dataset(path)
+    names = [d.group for d in ds.demos]
+    ds.close()
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_valid = round(valid_fraction * len(names))
+    masks = {"valid": sorted(names[i] for i in order[:n_valid]), "train": sorted(names[i] for i in order[n_valid:])}
+    p = Path(path)
+    if p.is_dir():
+        m = json.loads((p / MANIFEST).read_text())
+        m["mask"] = masks
+        atomic_write_text(p / MANIFEST, json.dumps(m, indent=1))
+    else:
+        with h5py.File(p, "a") as f:
+            grp = f.require_group("mask")
+            for k, v in masks.items():
+                if k in grp:
+                    del grp[k]
+                grp.create_dataset(k, data=np.array(v, dtype="S"))
+    return masks
+
+
+def merge(out: str | Path, inputs: list[str | Path]) -> dict[str, Any]:
+    """Concatenate datasets (same observation keys and shapes) into one file, demos renumbered in input order."""
+    out = Path(out)
+    if out.exists():
+        raise DatasetError(f"{out} exists; merge writes a new file")
+    sources = [Dataset(p) for p in inputs]
+    ref = {k: v.shape[1:] for k, v in sources[0].group(0)["obs"].items()} if sources[0].num_demos else {}
+    tmp = out.with_name(f".{out.name}.tmp")
+    total, names = 0, []
+    with h5py.File(tmp, "w") as f:
+        f.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho"})
+        data = f.create_group("data")
+        for s, src in zip(inputs, sources, strict=True):
+            for i in range(src.num_demos):
+                g = src.group(i)
+                keys = {k: v.shape[1:] for k, v in g["obs"].items()}
+                if keys != ref:
+                    tmp.unlink(missing_ok=True)
+                    raise DatasetError(f"{s} demo {i}: observation keys/shapes {keys} differ from {ref}")
+                name = f"demo_{len(names)}"
+                g.file.copy(g, data, name=name)
+                data[name].attrs["source_dataset"] = str(s)
+                names.append(name)
+                total += int(g.attrs["num_samples"])
+        data.attrs["total"] = total
+        data.attrs["env_args"] = json.dumps({**sources[0].env_args(), "merged_from": [str(s) for s in inputs]})
+        f.create_group("mask").create_dataset("train", data=np.array(names, dtype="S"))
+        f["mask"].create_dataset("valid", data=np.array([], dtype="S"))
+    for src in sources:
+        src.close()
+    os.replace(tmp, out)
+    return {"out": str(out), "demos": len(names), "samples": total}
+
+
+def replay(path: str | Path, demo: int = 0) -> dict[str, Any]:
+    """Re-simulate a demo from its episode seed (same randomization) and initial state with its recorded actions;
+    report how far the re-simulated states drift from the recorded ones."""
+    from rho.config import config_from_dict
+    from rho.tasks import get_task
+
+    ds = Dataset(path)
+    args = ds.env_args()
+    ep = ds.episode(demo, keys=[])
+    entry = get_task(args["task"])
+    cfg = config_from_dict(entry.cfg_cls, args["env_config"])
+    cfg.num_envs, cfg.cameras = 1, {}
+    env = entry.env_cls(cfg)
+    env.reset(options={"episode_seeds": [int(ep.meta["episode_seed"])]})
+    env.set_state(ep.initial_state["sim"][None])
+    nq = env.model.nq
+    err = []
+    for t in range(ep.num_samples):
+        err.append(np.abs(env.get_state()[0, 1:1 + nq] - ep.states["sim"][t, 1:1 + nq]).max())  # qpos after time
+        env.step(ep.actions[t][None])
+    env.close()
+    ds.close()
+    err = np.array(err)
+    return {"demo": demo, "steps": ep.num_samples, "max_qpos_divergence": float(err.max()),
+            "final_qpos_divergence": float(err[-1]), "bit_identical": bool(err.max() == 0.0)}

@@ -1,0 +1,178 @@
+"""Dataset generation: layout, determinism, kill -9 and resume, tools, replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from rho.config import load_config
+from rho.datagen import tools
+from rho.datagen.hdf5 import Dataset, DatasetError
+from rho.datagen.runner import datagen_schema, generate
+
+SMALL_CAMS = "env.cameras={cam_high: {width: 32, height: 32}, cam_left_wrist: {width: 32, height: 32}}"
+
+
+def _cfg(out, **kw):
+    overrides = [f"out={out}", SMALL_CAMS] + [f"{k}={v}" for k, v in kw.items()]
+    return load_config(datagen_schema("lift_block"), yaml="datagen", overrides=overrides)
+
+
+def _actions(path) -> list[np.ndarray]:
+    with Dataset(path) as ds:
+        return [ds.group(i)["actions"][()] for i in range(ds.num_demos)]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dg") / "ds"
+    summary = generate(_cfg(out, num_demos=4, num_envs=2, demos_per_shard=3), progress=False)
+    return out, summary
+
+
+def test_layout_is_robomimic(small):
+    out, summary = small
+    assert summary["demos"] == 4
+    assert (out / "manifest.json").exists()
+    assert len(list(out.glob("shard_*.hdf5"))) == 2  # 3 + 1 demos
+    with Dataset(out) as ds:
+        g = ds.group(0)
+        assert g["actions"].shape[1:] == (14,) and g["actions"].dtype == np.float32
+        assert g["dones"][-1] == 1 and g["dones"][:-1].sum() == 0
+        assert g["states/sim"].shape[0] == g.attrs["num_samples"]
+        assert g["initial_state/sim"].ndim == 1
+        img = g["obs/rgb_cam_high"]
+        assert img.dtype == np.uint8 and img.chunks == (1, 32, 32, 3) and img.compression == "gzip"
+        assert g["obs/touch_left_a"].shape[1:] == (2, 4, 4, 3)  # 2 touch samples per control step (100 / 50 Hz)
+        for attr in ("episode_seed", "instruction", "randomization", "expert", "expert_version", "task"):
+            assert attr in g.attrs
+        assert g.attrs["source"] == "sim" and g.attrs["backend"] == "mujoco"
+        assert json.loads(g.attrs["randomization"])["friction_scale"] > 0
+        f = g.file
+        assert f.attrs["format_version"] == 1
+        assert "env_args" in f["data"].attrs and f["data"].attrs["total"] > 0
+        assert "train" in f["mask"]
+        frame = ds.frame(len(ds) - 1)
+        assert frame["obs/rgb_cam_high"].shape == (32, 32, 3) and frame["action"].shape == (14,)
+
+
+def test_check_passes_and_catches_problems(small, tmp_path):
+    out, _ = small
+    problems, stats = tools.check(out)
+    assert problems == []
+    assert stats["touch_demos"] == 4 and stats["success_rate"] == 1.0
+    bad = tmp_path / "bad.hdf5"
+    tools.merge(bad, [out])
+    with h5py.File(bad, "a") as f:
+        f["data/demo_1/obs/joint_pos"][3, 2] = np.nan
+        del f["data/demo_2/obs/touch_left_a"]
+        f["data/demo_3"].attrs["num_samples"] = 999
+    problems, _ = tools.check(bad)
+    text = "\n".join(problems)
+    assert "demo 1" in text and "NaN" in text
+    assert "obs/touch_left_a: missing" in text
+    assert "num_samples says 999" in text
+
+
+def test_same_seed_same_demos_whatever_the_batch(small, tmp_path):
+    out, _ = small
+    other = tmp_path / "one_env.hdf5"  # a single file, one env at a time
+    generate(_cfg(other, num_demos=4, num_envs=1), progress=False)
+    for a, b in zip(_actions(out), _actions(other), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replay_is_bit_identical(small):
+    out, _ = small
+    result = tools.replay(out, demo=3)
+    assert result["bit_identical"], result
+
+
+def test_refuses_existing_output_and_unwritable_path(small, tmp_path):
+    out, _ = small
+    with pytest.raises(DatasetError, match="--resume"):
+        generate(_cfg(out, num_demos=4), progress=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(DatasetError, match="cannot write"):  # before any simulation starts
+        generate(_cfg(blocker / "ds", num_demos=1), progress=False)
+    assert blocker.read_text() == "not a directory"
+
+
+def test_unknown_format_version_is_refused(small, tmp_path):
+    out, _ = small
+    f2 = tmp_path / "v99.hdf5"
+    tools.merge(f2, [out])
+    with h5py.File(f2, "a") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(DatasetError, match="rho dataset convert"):
+        Dataset(f2)
+
+
+def test_split_and_merge(small, tmp_path):
+    out, _ = small
+    merged = tmp_path / "m.hdf5"
+    result = tools.merge(merged, [out, out])
+    assert result["demos"] == 8
+    masks = tools.split(merged, valid_fraction=0.25, seed=1)
+    assert len(masks["valid"]) == 2 and len(masks["train"]) == 6
+    with h5py.File(merged) as f:
+        assert sorted(x.decode() for x in f["mask/valid"][()]) == masks["valid"]
+
+
+def test_keep_failures_and_give_up(tmp_path):
+    with pytest.raises(DatasetError, match="the expert is failing"):
+        # episodes of 0.3 s are too short to lift the block: every attempt fails
+        generate(_cfg(tmp_path / "g", num_demos=2, num_envs=2, max_attempts=4, keep_failures="true",
+                      **{"env.episode_length_s": 0.3}), progress=False)
+    with Dataset(tmp_path / "g", only_kept=False) as ds:  # the failed attempts were kept, labelled
+        assert ds.num_demos >= 4 and not any(d.success for d in ds.demos)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(tmp_path):
+    """kill -9 mid-run: closed shards stay readable; --resume reaches the target without duplicates and gives the
+    same demos as an uninterrupted run."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "rho.cli", "datagen", "num_demos=10", f"out={out}", "num_envs=2",
+           "demos_per_shard=1", SMALL_CAMS, "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("shard_*.hdf5"))) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = list(out.glob("shard_*.hdf5"))
+    assert 3 <= len(finished) < 10, "the run finished before it could be killed"
+    with Dataset(out) as ds:  # no manifest yet: shards are scanned, every finished demo readable
+        assert ds.num_demos == len(finished)
+        for i in range(ds.num_demos):
+            assert ds.episode(i).validate() == []
+    subprocess.run([*cmd, "--resume"], check=True, capture_output=True, timeout=600)
+    reference = tmp_path / "reference"
+    subprocess.run([c.replace(str(out), str(reference)) for c in cmd], check=True, capture_output=True, timeout=600)
+    with Dataset(out) as ds:
+        attempts = [d.attempt for d in ds.demos]
+        assert len(attempts) == len(set(attempts)) == 10
+    for a, b in zip(_actions(out), _actions(reference), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert tools.check(out)[0] == []
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_demos(small, tmp_path):
+    out, _ = small
+    two = tmp_path / "two"
+    s = generate(_cfg(two, num_demos=4, num_envs=1, workers=2), progress=False)
+    assert s["workers"] == 2 and {p.name[:9] for p in Path(two).glob("shard_*.hdf5")} == {"shard_w00", "shard_w01"}
+    for a, b in zip(_actions(out), _actions(two), strict=True):
+        np.testing.assert_array_equal(a, b)
