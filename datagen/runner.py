@@ -135,10 +135,11 @@ def env_args(cfg: DatagenCfg, env, entry) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ production
-def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report, stop) -> None:
+def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report, stop) -> dict[str, float]:
     """One worker: attempts worker, worker + W, ... (minus `done`), recorded into its own shards.
 
     report(attempt, success, kept, shard) is called for every finished attempt; stop() says when to quit.
+    Returns timings: loop_s (stepping, recording, writing) and write_s (HDF5 writes alone).
     """
     entry, env = _env_for(cfg)
     expert = entry.expert_cls(env)
@@ -158,6 +159,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
     writer = _open_shard(out_dir, worker, shard_index, args)
     obs, _ = env.reset()
     recs = [_Recorder(env, i, pending.pop(i)) for i in range(env.num_envs)]
+    t_loop, write_s = time.perf_counter(), 0.0
     try:
         while not stop():
             action = expert.act(obs)
@@ -170,6 +172,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
             for i in finished:
                 rec, success = recs[i], bool(info["final_info"]["success"][i])
                 kept = success or cfg.keep_failures
+                t_write = time.perf_counter()
                 if kept:
                     writer.add(rec.episode(success, task_meta), f"demo_{rec.attempt}")
                 writer.attempts.append(rec.attempt)
@@ -179,6 +182,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
                     writer.close()
                     shard_index += 1
                     writer = _open_shard(out_dir, worker, shard_index, args)
+                write_s += time.perf_counter() - t_write
             if len(finished):
                 expert.reset(finished)
     finally:
@@ -187,6 +191,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
         else:
             writer.discard()
         env.close()
+    return {"loop_s": time.perf_counter() - t_loop, "write_s": write_s}
 
 
 def _count(start: int, step: int) -> Iterator[int]:
@@ -305,12 +310,13 @@ def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
             return True
         return prog.cutoff() is not None
 
+    timing = {"loop_s": 0.0, "write_s": 0.0}
     if prog.cutoff() is None:
         done = set(prog.finished)
         if cfg.workers == 1:
-            _produce(cfg, 0, done, shard_dir, report, stop)
+            timing = _produce(cfg, 0, done, shard_dir, report, stop)
         else:
-            _run_workers(cfg, done, shard_dir, report, stop)
+            timing = _run_workers(cfg, done, shard_dir, report, stop)
     bar.close()
     cutoff = prog.cutoff()
     if cutoff is None:
@@ -321,10 +327,10 @@ def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
     manifest = _write_manifest(cfg, shard_dir, prog, cutoff)
     path = _merge_single(shard_dir, single, manifest) if single else shard_dir
     wall = time.perf_counter() - start
-    return _summary(cfg, path, manifest, prog, cutoff, wall, resumed)
+    return {**_summary(cfg, path, manifest, prog, cutoff, wall, resumed), **timing}
 
 
-def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop) -> None:
+def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop) -> dict[str, float]:
     ctx = mp.get_context("spawn")  # MuJoCo, numba and GL contexts do not survive fork
     queue, stop_event = ctx.Queue(), ctx.Event()
     plain = config_to_dict(cfg)  # the schema class is made at run time: send plain data, rebuild in the worker
@@ -333,6 +339,7 @@ def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop)
     for p in procs:
         p.start()
     alive = len(procs)
+    timing = {"loop_s": 0.0, "write_s": 0.0}  # slowest worker's loop, all workers' writes
     while alive:
         msg = queue.get()
         if msg[0] == "attempt":
@@ -341,6 +348,8 @@ def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop)
                 stop_event.set()
         elif msg[0] == "exit":
             alive -= 1
+            timing = {"loop_s": max(timing["loop_s"], msg[2]["loop_s"]),
+                      "write_s": timing["write_s"] + msg[2]["write_s"]}
         elif msg[0] == "error":
             stop_event.set()
             for p in procs:
@@ -348,6 +357,7 @@ def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop)
             raise RuntimeError(f"datagen worker {msg[1]} failed:\n{msg[2]}")
     for p in procs:
         p.join()
+    return timing
 
 
 def _worker_main(plain, worker, done, shard_dir, queue, stop_event) -> None:
@@ -357,8 +367,8 @@ def _worker_main(plain, worker, done, shard_dir, queue, stop_event) -> None:
 
     try:
         cfg = config_from_dict(datagen_schema(plain["task"]), plain)
-        _produce(cfg, worker, done, shard_dir, lambda *a: queue.put(("attempt", *a)), stop_event.is_set)
-        queue.put(("exit", worker))
+        timing = _produce(cfg, worker, done, shard_dir, lambda *a: queue.put(("attempt", *a)), stop_event.is_set)
+        queue.put(("exit", worker, timing))
     except BaseException:
         queue.put(("error", worker, traceback.format_exc()))
 

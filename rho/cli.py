@@ -10,6 +10,7 @@
     rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
     rho dataset replay <path> [demo=0]                                            re-simulate, report divergence
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
+    rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho <command> --help                                                          this text and the config keys
 """
 
@@ -31,6 +32,16 @@ class BenchSimCfg:
     parallel_envs: int = 8  # envs for the 1-vs-2-thread speedup
     control_steps: int = 150  # length of the recorded grasp-and-lift workload
     render: bool = True  # also measure offscreen rendering
+
+
+@dataclass
+class BenchDatagenCfg:
+    """Settings of `rho bench datagen`."""
+
+    task: str = "lift_block"  # task whose expert is recorded
+    demos: int = 10  # demos per repeat
+    repeats: int = 3  # medians over repeats
+    read_procs: int = 2  # processes reading random frames together
 
 
 def _usage() -> str:
@@ -87,15 +98,20 @@ def cmd_expert(args: list[str]) -> int:
 
 
 def cmd_bench(args: list[str]) -> int:
-    if not args or args[0] != "sim":
-        print("usage: rho bench sim [--json] [repeats=5 parallel_envs=8 control_steps=150 render=true]",
-              file=sys.stderr)
+    if not args or args[0] not in ("sim", "datagen"):
+        print("usage: rho bench sim|datagen [--json] [key=value ...]", file=sys.stderr)
         return 2
-    from rho.sim.bench import bench_sim
-
     overrides, flags = parse_cli(args[1:])
-    cfg = load_config(BenchSimCfg, yaml="bench_sim", overrides=overrides)
-    result = bench_sim(cfg.repeats, cfg.parallel_envs, cfg.control_steps, cfg.render)
+    if args[0] == "datagen":
+        from rho.datagen.bench import bench_datagen
+
+        dcfg = load_config(BenchDatagenCfg, overrides=overrides)
+        result = bench_datagen(dcfg.task, dcfg.demos, dcfg.repeats, dcfg.read_procs)
+    else:
+        from rho.sim.bench import bench_sim
+
+        cfg = load_config(BenchSimCfg, yaml="bench_sim", overrides=overrides)
+        result = bench_sim(cfg.repeats, cfg.parallel_envs, cfg.control_steps, cfg.render)
     if "--json" in flags:
         print(json.dumps(result))
     else:
