@@ -9,6 +9,7 @@
     rho dataset split <path> [valid_fraction=0.1 seed=0]                          train/valid masks
     rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
     rho dataset replay <path> [demo=0]                                            re-simulate, report divergence
+    rho dataset view <path> [demo=0 out=demo.png|demo.rrd frames=10]              cameras, touch, joints
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho <command> --help                                                          this text and the config keys
@@ -156,7 +157,7 @@ def cmd_dataset(args: list[str]) -> int:
     paths = [o for o in overrides if "=" not in o]
     kv = dict(o.split("=", 1) for o in overrides if "=" in o)
     usage = "usage: rho dataset check|info|split|merge|replay <path> ... (see rho --help)"
-    if sub not in ("check", "info", "split", "merge", "replay") or not paths:
+    if sub not in ("check", "info", "split", "merge", "replay", "view") or not paths:
         print(usage, file=sys.stderr)
         return 2
     try:
@@ -178,6 +179,10 @@ def cmd_dataset(args: list[str]) -> int:
             result = {k: len(v) for k, v in masks.items()}
         elif sub == "merge":
             result = tools.merge(paths[0], paths[1:])
+        elif sub == "view":
+            from rho.datagen.view import view
+
+            result = view(paths[0], int(kv.get("demo", 0)), kv.get("out"), int(kv.get("frames", 10)))
         else:
             result = tools.replay(paths[0], int(kv.get("demo", 0)))
     except DatasetError as e:

@@ -176,3 +176,17 @@ def test_worker_processes_give_the_same_demos(small, tmp_path):
     assert s["workers"] == 2 and {p.name[:9] for p in Path(two).glob("shard_*.hdf5")} == {"shard_w00", "shard_w01"}
     for a, b in zip(_actions(out), _actions(two), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_view_strip_and_rerun(small, tmp_path):
+    from PIL import Image
+
+    from rho.datagen.view import view
+
+    out, _ = small
+    png = view(out, demo=1, out=tmp_path / "d.png", frames=5)
+    img = Image.open(png["out"])
+    assert img.width == 5 * 112  # one tile per frame
+    assert png["instruction"]
+    rrd = view(out, demo=1, out=tmp_path / "d.rrd")
+    assert Path(rrd["out"]).stat().st_size > 10_000
