@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
@@ -52,6 +52,8 @@ class DatagenCfg:
     demos_per_shard: int = 10  # demos per shard file (the unit of atomic writes)
     max_attempts: int = 0  # give up after this many attempts (0: 5 × num_demos + 2 × num_envs × workers)
     resume: bool = False  # continue an interrupted run in `out` (also --resume)
+    launcher: Literal["local", "ray"] = "local"  # worker processes on this machine, or Ray tasks on a cluster
+    ray_address: str | None = None  # launcher=ray: cluster address ("auto" to join; None starts a local cluster)
     env: Any = None
 
     def validate(self) -> list[str]:
@@ -313,7 +315,11 @@ def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
     timing = {"loop_s": 0.0, "write_s": 0.0}
     if prog.cutoff() is None:
         done = set(prog.finished)
-        if cfg.workers == 1:
+        if cfg.launcher == "ray":
+            from .ray_launcher import run_ray
+
+            timing = run_ray(cfg, done, shard_dir, report, stop)
+        elif cfg.workers == 1:
             timing = _produce(cfg, 0, done, shard_dir, report, stop)
         else:
             timing = _run_workers(cfg, done, shard_dir, report, stop)

@@ -190,3 +190,16 @@ def test_view_strip_and_rerun(small, tmp_path):
     assert png["instruction"]
     rrd = view(out, demo=1, out=tmp_path / "d.rrd")
     assert Path(rrd["out"]).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_ray_launcher_on_a_local_cluster(small, tmp_path):
+    """launcher=ray: Ray tasks on a local cluster write the same demos, one manifest, and resume."""
+    pytest.importorskip("ray")
+    out, _ = small
+    ray_out = tmp_path / "ray"
+    s = generate(_cfg(ray_out, num_demos=4, num_envs=1, workers=2, launcher="ray"), progress=False)
+    assert s["demos"] == 4
+    assert json.loads((ray_out / "manifest.json").read_text())["num_demos"] == 4
+    for a, b in zip(_actions(out), _actions(ray_out), strict=True):
+        np.testing.assert_array_equal(a, b)
