@@ -175,24 +175,33 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
                 rec, success = recs[i], bool(info["final_info"]["success"][i])
                 kept = success or cfg.keep_failures
                 t_write = time.perf_counter()
-                if kept:
-                    writer.add(rec.episode(success, task_meta), f"demo_{rec.attempt}")
-                writer.attempts.append(rec.attempt)
-                report(rec.attempt, success, kept, writer.path.name)
+                shard = writer.path.name  # the shard holding this attempt (the writer may rotate below)
+                try:
+                    if kept:
+                        writer.add(rec.episode(success, task_meta), f"demo_{rec.attempt}")
+                    writer.attempts.append(rec.attempt)
+                    if len(writer.names) >= cfg.demos_per_shard:
+                        writer.close()
+                        shard_index += 1
+                        writer = _open_shard(out_dir, worker, shard_index, args)
+                except OSError as e:  # disk full, quota, lost mount: closed shards are untouched
+                    writer.attempts.clear()
+                    raise DatasetError(
+                        f"writing {writer.path.name} in {out_dir} failed: {e}. Every closed shard is intact; free "
+                        "space (or fix the path) and rerun the same command with --resume.") from e
+                report(rec.attempt, success, kept, shard)
                 recs[i] = _Recorder(env, int(i), pending.pop(int(i)))
-                if len(writer.names) >= cfg.demos_per_shard:
-                    writer.close()
-                    shard_index += 1
-                    writer = _open_shard(out_dir, worker, shard_index, args)
                 write_s += time.perf_counter() - t_write
             if len(finished):
                 expert.reset(finished)
     finally:
-        if writer.attempts:
-            writer.close()
-        else:
-            writer.discard()
-        env.close()
+        try:
+            if writer.attempts:
+                writer.close()
+            else:
+                writer.discard()
+        finally:
+            env.close()
     return {"loop_s": time.perf_counter() - t_loop, "write_s": write_s}
 
 

@@ -203,3 +203,31 @@ def test_ray_launcher_on_a_local_cluster(small, tmp_path):
     assert json.loads((ray_out / "manifest.json").read_text())["num_demos"] == 4
     for a, b in zip(_actions(out), _actions(ray_out), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_disk_full_mid_run_keeps_closed_shards(tmp_path, monkeypatch):
+    """A write failing mid-run (ENOSPC) gives a clear error; closed shards stay readable; --resume finishes."""
+    import errno
+
+    from rho.datagen import hdf5
+
+    calls = {"n": 0}
+    real_add = hdf5.ShardWriter.add
+
+    def flaky_add(self, ep, name):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_add(self, ep, name)
+
+    monkeypatch.setattr(hdf5.ShardWriter, "add", flaky_add)
+    out = tmp_path / "full"
+    with pytest.raises(DatasetError, match=r"No space left on device.*--resume"):
+        generate(_cfg(out, num_demos=4, num_envs=1, demos_per_shard=1), progress=False)
+    with Dataset(out) as ds:
+        assert ds.num_demos == 2
+        assert all(ds.episode(i).validate() == [] for i in range(2))
+    monkeypatch.setattr(hdf5.ShardWriter, "add", real_add)
+    s = generate(_cfg(out, num_demos=4, num_envs=1, demos_per_shard=1, resume="true"), progress=False)
+    assert s["demos"] == 4
+    assert not list(out.glob(".*.tmp"))
