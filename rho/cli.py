@@ -3,8 +3,9 @@
     rho rollout [task=lift_block steps=120 out=runs/rollout env.num_envs=1 ...]   headless rollout, cameras + touch
     rho tasks [list]                                                              tasks, gym ids, instructions
     rho expert task=lift_block episodes=100 [env.num_envs=8] [--json]             scripted expert success rate
-    rho datagen task=lift_block num_demos=20 out=runs/datasets/lift [num_envs=4 workers=1 seed=0
-                keep_failures=false demos_per_shard=10] [--resume] [--json]        record expert demos (HDF5)
+    rho datagen task=lift_block|all num_demos=20 out=runs/datasets/lift [num_envs=4 workers=1 seed=0
+                keep_failures=false demos_per_shard=10 launcher=local|ray] [--resume] [--json]
+                                                                                  record expert demos (HDF5)
     rho dataset check|info <path> [--json]                                        validate / describe a dataset
     rho dataset split <path> [valid_fraction=0.1 seed=0]                          train/valid masks
     rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
@@ -124,11 +125,17 @@ def cmd_bench(args: list[str]) -> int:
 def cmd_datagen(args: list[str]) -> int:
     from rho.datagen.hdf5 import DatasetError
     from rho.datagen.runner import datagen_schema, generate
+    from rho.tasks import ALL_TASKS
 
     overrides, flags = parse_cli(args)
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
     if "--resume" in flags:
         overrides.append("resume=true")
+    if task == "all":  # one dataset per task with a scripted expert, under out/<task>
+        base = next((o.split("=", 1)[1] for o in overrides if o.startswith("out=")), "runs/datasets")
+        rest = [o for o in overrides if not o.startswith(("task=", "out="))]
+        names = [n for n, e in ALL_TASKS.items() if e.expert_cls is not None]
+        return max(cmd_datagen([f"task={n}", f"out={base}/{n}", *rest, *flags]) for n in names)
     cfg = load_config(datagen_schema(task), yaml="datagen", overrides=overrides)
     try:
         summary = generate(cfg, progress="--quiet" not in flags)
