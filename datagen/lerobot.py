@@ -110,9 +110,9 @@ class LeRobotFormatError(DatasetError):
 
 def _pa():
     try:
-        import pyarrow as pa
+        import pyarrow as pa  # the submodules below are reached as pa.compute / pa.parquet
         import pyarrow.compute
-        import pyarrow.parquet  # noqa: F401  (submodules, reached as pa.parquet / pa.compute)
+        import pyarrow.parquet
     except ImportError as e:
         raise LeRobotFormatError("LeRobot interop needs pyarrow. Fix: pip install 'pyarrow>=17'") from e
     return pa
@@ -122,7 +122,7 @@ def _av():
     try:
         import av
     except ImportError as e:
-        raise LeRobotFormatError("LeRobot videos need PyAV. Fix: pip install 'av>=14'") from e
+        raise LeRobotFormatError("LeRobot videos need PyAV. Fix: pip install 'av>=15'") from e
     return av
 
 
@@ -157,8 +157,9 @@ def _sanitize(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ arrow columns
-def _hf_feature(ft: dict[str, Any]) -> dict[str, Any] | None:
-    """The Hugging Face `datasets` (>= 4) feature of a LeRobot feature, as stored in the parquet schema metadata."""
+def _hf_feature(ft: dict[str, Any], legacy: bool = False) -> dict[str, Any] | None:
+    """The Hugging Face `datasets` feature of a LeRobot feature, as stored in the parquet schema metadata: vectors
+    are `List` since datasets 4 (LeRobot v3.0), `Sequence` before (`legacy`, what v2.1-era LeRobot reads)."""
     dtype, shape = ft["dtype"], list(ft["shape"])
     if dtype == "video":
         return None
@@ -167,7 +168,8 @@ def _hf_feature(ft: dict[str, Any]) -> dict[str, Any] | None:
     if shape == [1]:
         return {"dtype": dtype, "_type": "Value"}
     if len(shape) == 1:
-        return {"feature": {"dtype": dtype, "_type": "Value"}, "length": shape[0], "_type": "List"}
+        return {"feature": {"dtype": dtype, "_type": "Value"}, "length": shape[0],
+                "_type": "Sequence" if legacy else "List"}
     if len(shape) > 5:
         raise LeRobotFormatError(f"a feature of shape {shape}: LeRobot (Hugging Face datasets) stores at most 5 "
                                  "axes per frame. Fix: reshape it before exporting")
@@ -192,11 +194,12 @@ def _arrow_column(arr: np.ndarray, ft: dict[str, Any]) -> pa.Array:
     return values
 
 
-def _data_table(columns: dict[str, np.ndarray], features: dict[str, dict[str, Any]]) -> pa.Table:
+def _data_table(columns: dict[str, np.ndarray], features: dict[str, dict[str, Any]],
+                legacy: bool = False) -> pa.Table:
     pa = _pa()
     keys = [k for k, ft in features.items() if ft["dtype"] != "video"]
     table = pa.table({k: _arrow_column(columns[k], features[k]) for k in keys})
-    hf = {"info": {"features": {k: _hf_feature(features[k]) for k in keys}}}
+    hf = {"info": {"features": {k: _hf_feature(features[k], legacy) for k in keys}}}
     return table.replace_schema_metadata({"huggingface": json.dumps(hf)})
 
 
@@ -320,10 +323,9 @@ def _nearest(path: Path, got_t: np.ndarray, got_f: list[np.ndarray], times: np.n
     if not len(got_t):
         raise LeRobotFormatError(f"{path}: no frame between {times.min():.3f} s and {times.max():.3f} s; the video "
                                  "is shorter than the data says. Fix: re-encode the videos from the source")
-    hi = np.clip(np.searchsorted(got_t, times), 1, max(1, len(got_t) - 1))
-    lo = hi - 1 if len(got_t) > 1 else hi * 0
-    idx = np.where(np.abs(got_t[lo] - times) <= np.abs(got_t[np.minimum(hi, len(got_t) - 1)] - times), lo,
-                   np.minimum(hi, len(got_t) - 1))
+    hi = np.clip(np.searchsorted(got_t, times), 0, len(got_t) - 1)
+    lo = np.clip(hi - 1, 0, len(got_t) - 1)
+    idx = np.where(np.abs(got_t[lo] - times) <= np.abs(got_t[hi] - times), lo, hi)
     err = np.abs(got_t[idx] - times)
     if err.max() > tol:
         bad = int(err.argmax())
@@ -461,12 +463,16 @@ class _V3Writer:
         return {f"videos/{key}/chunk_index": v.chunk, f"videos/{key}/file_index": v.file,
                 f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": v.handle.frames / self.fps}
 
-    def finish(self, robot_type: str | None) -> dict[str, Any]:
-        """Close the files and write meta/: info.json, stats.json, tasks.parquet, episodes/."""
-        pa = _pa()
+    def close(self) -> None:
+        """Close the open data and video files (also after a failure)."""
         for r in [self.data, *self.videos.values()]:
             if r.handle is not None:
                 r.handle.close()
+                r.handle = None
+
+    def finish(self, robot_type: str | None) -> dict[str, Any]:
+        """Write meta/ (info.json, stats.json, tasks.parquet, episodes/) once the files are closed."""
+        pa = _pa()
         for key in self.video_keys:
             self.features[key]["info"] = _video_info(self.root / V3_VIDEO_PATH.format(
                 video_key=key, chunk_index=0, file_index=0))
@@ -531,35 +537,43 @@ def export_lerobot(src: str | Path, out: str | Path, *, repo_id: str | None = No
 
     Cameras become mp4 videos (`video=True`, LeRobot's default) or PNG images inside the parquet (`video=False`,
     LeRobot dtype "image"). The tree is built in `.<out>.tmp` and renamed into place, so a killed export leaves no
-    half dataset. Returns a summary (episodes, frames, features, seconds of video).
+    half dataset. Returns a summary (episodes, frames, tasks, fps, feature shapes).
     """
     out = Path(out)
-    ds = Dataset(src)
+    tmp = _prepare_out(out, overwrite)
     try:
-        if ds.num_demos == 0:
-            raise LeRobotFormatError(f"{src}: no demos to export. Fix: generate some with `rho datagen`")
-        args = ds.env_args()
-        fps = _fps_of(args, src)
-        first = ds.episode(0)
-        keymap = _key_map(list(first.obs))
-        features = _features(_columns(first, keymap), video, _state_names(args, first))
-        tmp = _prepare_out(out, overwrite)
-        writer = _V3Writer(tmp, features, fps, video_options or VideoOptions(), limits or Limits())
-        rho_eps = _export_episodes(ds, writer, keymap, first, args)
-        info = writer.finish(robot_type=args.get("env_config", {}).get("robot"))
-    finally:
-        ds.close()
-    repo_id = repo_id or f"rho/{args.get('task', 'dataset')}"
-    rho = {"producer": "rho", "repo_id": repo_id, "source": str(src), "key_map": keymap, "env_args": args,
-           "episodes": rho_eps}
-    (tmp / RHO_PATH).write_text(json.dumps(rho, indent=1, default=_json_default))
-    (tmp / "README.md").write_text(_card(repo_id, info))
+        with Dataset(src) as ds:
+            info, rho = _export(ds, tmp, video, video_options or VideoOptions(), limits or Limits())
+        rho.update(repo_id=repo_id or f"rho/{rho['env_args'].get('task', 'dataset')}", source=str(src))
+        (tmp / RHO_PATH).write_text(json.dumps(rho, indent=1, default=_json_default))
+        (tmp / "README.md").write_text(_card(rho["repo_id"], info))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
     return {"out": str(out), "codebase_version": CODEBASE_VERSION, "episodes": info["total_episodes"],
-            "frames": info["total_frames"], "tasks": info["total_tasks"], "fps": fps,
+            "frames": info["total_frames"], "tasks": info["total_tasks"], "fps": info["fps"],
             "features": {k: ft["shape"] for k, ft in info["features"].items()}}
+
+
+def _export(ds: Dataset, root: Path, video: bool, opts: VideoOptions,
+            limits: Limits) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write every demo of `ds` under `root`; (info.json, rho.json without repo_id/source)."""
+    if ds.num_demos == 0:
+        raise LeRobotFormatError(f"{ds.path}: no demos to export. Fix: generate some with `rho datagen`")
+    args = ds.env_args()
+    first = ds.episode(0)
+    keymap = _key_map(list(first.obs))
+    features = _features(_columns(first, keymap), video, _robot_names(args))
+    writer = _V3Writer(root, features, _fps_of(args, ds.path), opts, limits)
+    try:
+        episodes = _export_episodes(ds, writer, keymap, first, args)
+    finally:
+        writer.close()
+    info = writer.finish(robot_type=args.get("env_config", {}).get("robot"))
+    return info, {"producer": "rho", "key_map": keymap, "env_args": args, "episodes": episodes}
 
 
 def _export_episodes(ds: Dataset, writer: _V3Writer, keymap: dict[str, str], first: Episode,
@@ -580,7 +594,13 @@ def _export_episodes(ds: Dataset, writer: _V3Writer, keymap: dict[str, str], fir
 
 
 def _columns(ep: Episode, keymap: dict[str, str]) -> dict[str, np.ndarray]:
-    cols = {keymap[k]: v for k, v in ep.obs.items()}
+    """LeRobot columns of a rho episode: state first, as LeRobot datasets list it, then proprio, touch, the task's
+    keys, cameras; action, reward and done last."""
+    rank = ("observation.state", "observation.velocity", "observation.ee_pose", "observation.touch.",
+            "observation.touch_net.", "observation.images.")
+    order = sorted(ep.obs, key=lambda k: (next((i for i, r in enumerate(rank) if keymap[k].startswith(r)),
+                                               len(rank)), keymap[k]))
+    cols = {keymap[k]: ep.obs[k] for k in order}
     cols["action"] = ep.actions.astype(np.float32)
     cols["next.reward"] = ep.rewards.astype(np.float32)
     cols["next.done"] = ep.dones.astype(bool)
@@ -597,8 +617,9 @@ def _key_map(keys: list[str]) -> dict[str, str]:
 
 
 def _features(columns: dict[str, np.ndarray], video: bool,
-              state_names: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """info.json features of one episode's columns (+ the index features), in LeRobot's form."""
+              names: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """info.json features of one episode's columns (+ the index features), in LeRobot's form. `names` gives
+    per-element names of vector features (e.g. joint names of observation.state)."""
     out: dict[str, dict[str, Any]] = {}
     for key, arr in columns.items():
         if arr.dtype == np.uint8 and arr.ndim == 4 and key.startswith("observation.image"):
@@ -606,32 +627,34 @@ def _features(columns: dict[str, np.ndarray], video: bool,
                         "names": ["height", "width", "channels"]}
         else:
             out[key] = {"dtype": str(arr.dtype), "shape": list(arr.shape[1:]) or [1],
-                        "names": _names(key, arr.shape[1:], state_names)}
+                        "names": _names(key, arr.shape[1:], (names or {}).get(key))}
     return {**out, **{k: dict(v) for k, v in INDEX_FEATURES.items()}}
 
 
-def _names(key: str, shape: tuple[int, ...], state_names: list[str] | None) -> list[str] | None:
-    if key in ("observation.state", "observation.velocity", "action") and state_names and shape == (len(
-            state_names),):
-        return list(state_names)
+def _names(key: str, shape: tuple[int, ...], given: list[str] | None) -> list[str] | None:
+    if given and shape == (len(given),):
+        return list(given)
     group = key.split(".")[1] if key.count(".") >= 2 else key
-    names = AXIS_NAMES.get(key) or AXIS_NAMES.get(group)
-    if names and (len(names) == len(shape) or (len(shape) == 1 and len(names) == shape[0])):
-        return list(names)
+    axes = AXIS_NAMES.get(key) or AXIS_NAMES.get(group)
+    if axes and (len(axes) == len(shape) or shape == (len(axes),)):
+        return list(axes)
     return None
 
 
-def _state_names(args: dict[str, Any], ep: Episode) -> list[str] | None:
-    """Joint names (Mobile ALOHA style: left_waist, ..., left_gripper, right_waist, ...) when the robot is known."""
+def _robot_names(args: dict[str, Any]) -> dict[str, list[str]]:
+    """Per-element names of state and action when the robot is known, Mobile ALOHA style (left_waist, ...,
+    left_gripper, right_waist, ...); the action's follow the env's action mode."""
+    cfg = args.get("env_config", {})
     try:
         from rho.assets.robots import get_robot
 
-        robot = get_robot(args.get("env_config", {}).get("robot", ""))
-        names = [f"{arm}_{j.split('/')[-1]}" for arm in robot.arms
-                 for j in (*robot.joint_names(arm), f"{arm}/gripper")]
+        robot = get_robot(cfg.get("robot", ""))
     except Exception:  # unknown or unregistered robot: LeRobot allows names=None
-        return None
-    return names if "joint_pos" in ep.obs and ep.obs["joint_pos"].shape[1:] == (len(names),) else None
+        return {}
+    joints = [f"{arm}_{j.split('/')[-1]}" for arm in robot.arms for j in (*robot.joint_names(arm), "gripper")]
+    ee = [f"{arm}_{c}" for arm in robot.arms for c in ("dx", "dy", "dz", "rx", "ry", "rz", "gripper")]
+    action = ee if cfg.get("action", {}).get("mode") == "ee_delta" else joints
+    return {"observation.state": joints, "observation.velocity": joints, "action": action}
 
 
 def _fps_of(args: dict[str, Any], src: str | Path) -> int:
@@ -909,6 +932,8 @@ def import_to_hdf5(src: str | Path, out: str | Path, *, overwrite: bool = False,
     try:
         for i, ep in enumerate(_chain(first, episodes)):
             ep.meta["attempt"] = i
+            ep.states.setdefault("sim", np.zeros((ep.num_samples, 0)))  # no simulator state: zero columns, so
+            ep.initial_state.setdefault("sim", np.zeros(0))  # rho's dataset tools find the groups they expect
             writer.add(ep, f"demo_{i}")
     except BaseException:
         writer.discard()
@@ -960,7 +985,7 @@ def _write_v21_for_tests(out: str | Path, episodes: list[tuple[dict[str, np.ndar
         full = {**columns, **_index_columns(n, e, frames, ti, fps)}
         path = root / V2_DATA_PATH.format(episode_chunk=0, episode_index=e)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pa.parquet.write_table(_data_table(full, features), path)
+        pa.parquet.write_table(_data_table(full, features, legacy=True), path)
         for key in (k for k, ft in features.items() if ft["dtype"] == "video"):
             video = _VideoWriter(root / V2_VIDEO_PATH.format(episode_chunk=0, video_key=key, episode_index=e), fps,
                                  opts)
@@ -974,6 +999,7 @@ def _write_v21_for_tests(out: str | Path, episodes: list[tuple[dict[str, np.ndar
         features[key]["info"] = _video_info(root / V2_VIDEO_PATH.format(episode_chunk=0, video_key=key,
                                                                         episode_index=0))
     info = _info("v2.1", robot_type, fps, features, len(episodes), frames, len(tasks), Limits())
+    (root / "meta").mkdir(parents=True, exist_ok=True)
     (root / INFO_PATH).write_text(json.dumps(info, indent=4))
     for name, rows in (("episodes", ep_rows), ("episodes_stats", stat_rows),
                        ("tasks", [{"task_index": i, "task": t} for t, i in tasks.items()])):

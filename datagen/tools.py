@@ -12,8 +12,8 @@ import numpy as np
 
 from .hdf5 import FORMAT_VERSION, MANIFEST, Dataset, DatasetError, atomic_write_text
 
-REQUIRED_ATTRS = ("num_samples", "success", "task", "instruction", "episode_seed", "expert", "expert_version",
-                  "source", "backend", "randomization")
+REQUIRED_ATTRS = ("num_samples", "success", "instruction")  # every dataset
+SIM_ATTRS = ("task", "episode_seed", "expert", "expert_version", "source", "backend", "randomization")  # source=sim
 TOUCH_CONTACT_N = 1.0  # a pad reading above this net normal force (N) counts as touching
 
 
@@ -36,15 +36,19 @@ def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], di
 
 
 def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any]) -> list[str]:
-    out = [f"missing attribute {a!r}" for a in REQUIRED_ATTRS if a not in g.attrs]
-    for name in ("actions", "rewards", "dones", "obs", "states/sim", "initial_state/sim"):
+    sim = g.attrs.get("source", "sim") == "sim"  # imported real data has no simulator state or seeds
+    out = [f"missing attribute {a!r}" for a in REQUIRED_ATTRS + (SIM_ATTRS if sim else ()) if a not in g.attrs]
+    for name in ("actions", "rewards", "dones", "obs", *(("states/sim", "initial_state/sim") if sim else ())):
         if name not in g:
             out.append(f"missing {name}")
     if out:
         return out
     t = int(g.attrs["num_samples"])
-    for name, arr in [("actions", g["actions"]), ("rewards", g["rewards"]), ("dones", g["dones"]),
-                      ("states/sim", g["states/sim"]), *((f"obs/{k}", v) for k, v in g["obs"].items())]:
+    arrays = [("actions", g["actions"]), ("rewards", g["rewards"]), ("dones", g["dones"]),
+              *((f"obs/{k}", v) for k, v in g["obs"].items())]
+    if sim:
+        arrays.append(("states/sim", g["states/sim"]))
+    for name, arr in arrays:
         if arr.shape[0] != t:
             out.append(f"{name}: {arr.shape[0]} steps, num_samples says {t}")
         if arr.dtype.kind == "f" and not np.isfinite(arr[()]).all():
@@ -100,7 +104,8 @@ def info(path: str | Path) -> dict[str, Any]:
         g = ds.group(0)
         out["keys"] = {f"obs/{k}": [list(v.shape[1:]), str(v.dtype)] for k, v in g["obs"].items()}
         out["keys"]["actions"] = [list(g["actions"].shape[1:]), str(g["actions"].dtype)]
-        out["keys"]["states/sim"] = [list(g["states/sim"].shape[1:]), str(g["states/sim"].dtype)]
+        if "states/sim" in g:
+            out["keys"]["states/sim"] = [list(g["states/sim"].shape[1:]), str(g["states/sim"].dtype)]
         out["instructions"] = sorted({str(ds.group(i).attrs["instruction"]) for i in range(min(20, ds.num_demos))})
         out["expert"] = f"{g.attrs.get('expert')}@{g.attrs.get('expert_version')}"
     p = Path(path)

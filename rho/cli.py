@@ -11,6 +11,9 @@
     rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
     rho dataset replay <path> [demo=0]                                            re-simulate, report divergence
     rho dataset view <path> [demo=0 out=demo.png|demo.rrd frames=10]              cameras, touch, joints
+    rho dataset export-lerobot <path> <out_dir> [repo_id=... vcodec=h264] [--images]  LeRobotDataset v3.0
+    rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
+    rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho <command> --help                                                          this text and the config keys
@@ -164,7 +167,8 @@ def cmd_dataset(args: list[str]) -> int:
     paths = [o for o in overrides if "=" not in o]
     kv = dict(o.split("=", 1) for o in overrides if "=" in o)
     usage = "usage: rho dataset check|info|split|merge|replay <path> ... (see rho --help)"
-    if sub not in ("check", "info", "split", "merge", "replay", "view") or not paths:
+    if sub not in ("check", "info", "split", "merge", "replay", "view", "export-lerobot", "import-lerobot",
+                   "describe-lerobot") or not paths:
         print(usage, file=sys.stderr)
         return 2
     try:
@@ -190,6 +194,22 @@ def cmd_dataset(args: list[str]) -> int:
             from rho.datagen.view import view
 
             result = view(paths[0], int(kv.get("demo", 0)), kv.get("out"), int(kv.get("frames", 10)))
+        elif sub == "export-lerobot":
+            from rho.datagen.lerobot import VideoOptions, export_lerobot
+
+            opts = VideoOptions(vcodec=kv["vcodec"]) if "vcodec" in kv else None
+            result = export_lerobot(paths[0], paths[1], repo_id=kv.get("repo_id"), video="--images" not in flags,
+                                    video_options=opts, overwrite="--overwrite" in flags)
+        elif sub == "import-lerobot":
+            from rho.datagen.lerobot import import_to_hdf5
+
+            eps = [int(x) for x in kv["episodes"].split(",")] if "episodes" in kv else None
+            result = import_to_hdf5(paths[0], paths[1], episodes=eps, decode_video="--no-video" not in flags,
+                                    overwrite="--overwrite" in flags)
+        elif sub == "describe-lerobot":
+            from rho.datagen.lerobot import describe_lerobot
+
+            result = describe_lerobot(paths[0])
         else:
             result = tools.replay(paths[0], int(kv.get("demo", 0)))
     except DatasetError as e:

@@ -231,3 +231,19 @@ def test_disk_full_mid_run_keeps_closed_shards(tmp_path, monkeypatch):
     s = generate(_cfg(out, num_demos=4, num_envs=1, demos_per_shard=1, resume="true"), progress=False)
     assert s["demos"] == 4
     assert not list(out.glob(".*.tmp"))
+
+
+def test_cli_lerobot_round_trip(small, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("av")
+    from rho.cli import main
+
+    out, _ = small
+    assert main(["dataset", "export-lerobot", str(out), str(tmp_path / "lr"), "repo_id=test/lift", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["codebase_version"] == "v3.0"
+    back = tmp_path / "back.hdf5"
+    assert main(["dataset", "import-lerobot", str(tmp_path / "lr"), str(back), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "check", str(back)]) == 0
+    for a, b in zip(_actions(out), _actions(back), strict=True):
+        np.testing.assert_array_equal(a, b)
