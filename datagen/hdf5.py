@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,41 @@ class DatasetError(RuntimeError):
     """A dataset that cannot be read or written as asked; the message says why and how to fix it."""
 
 
+# Upgrades of an opened (writable) copy from format_version v to v + 1; `rho dataset convert` applies them in turn.
+MIGRATIONS: dict[int, Callable[[h5py.File], None]] = {}
+
+
 def check_version(version: Any, where: str) -> None:
-    if version != FORMAT_VERSION:
-        raise DatasetError(
-            f"{where}: format_version {version!r} is not supported by this rho (expects {FORMAT_VERSION}). "
-            f"Fix: convert it with `rho dataset convert {where} <out>` using the rho release that wrote it, or "
-            "regenerate it with `rho datagen`.")
+    """Refuse a file this rho cannot read, with the command that fixes it."""
+    if version == FORMAT_VERSION:
+        return
+    if isinstance(version, (int, np.integer)) and version > FORMAT_VERSION:
+        fix = "it was written by a newer rho: upgrade (`pip install -U rho-sim`)"
+    elif isinstance(version, (int, np.integer)) and all(v in MIGRATIONS for v in range(int(version), FORMAT_VERSION)):
+        fix = f"convert it with `rho dataset convert {where} <out.hdf5>`"
+    else:
+        fix = "no conversion exists from it; regenerate the data with `rho datagen`"
+    raise DatasetError(f"{where}: format_version {version!r} is not the version this rho reads ({FORMAT_VERSION}); "
+                       f"{fix}.")
+
+
+def convert(src: str | Path, out: str | Path) -> dict[str, Any]:
+    """Rewrite an older-format file (or the current format) as a current-format single file."""
+    src, out = Path(src), Path(out)
+    if out.exists():
+        raise DatasetError(f"{out} exists; convert writes a new file")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.copyfile(src, tmp)
+    with h5py.File(tmp, "a") as f:
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION or any(v not in MIGRATIONS for v in range(version, FORMAT_VERSION)):
+            tmp.unlink()
+            check_version(version, str(src))
+        for v in range(version, FORMAT_VERSION):
+            MIGRATIONS[v](f)
+            f.attrs["format_version"] = v + 1
+    os.replace(tmp, out)
+    return {"out": str(out), "from_version": version, "to_version": FORMAT_VERSION}
 
 
 # ------------------------------------------------------------------------------------------------ writing

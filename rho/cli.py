@@ -14,6 +14,7 @@
     rho dataset export-lerobot <path> <out_dir> [repo_id=... vcodec=h264] [--images]  LeRobotDataset v3.0
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
+    rho dataset convert <old.hdf5> <new.hdf5>                                     upgrade an older format_version
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho <command> --help                                                          this text and the config keys
@@ -168,7 +169,7 @@ def cmd_dataset(args: list[str]) -> int:
     kv = dict(o.split("=", 1) for o in overrides if "=" in o)
     usage = "usage: rho dataset check|info|split|merge|replay <path> ... (see rho --help)"
     if sub not in ("check", "info", "split", "merge", "replay", "view", "export-lerobot", "import-lerobot",
-                   "describe-lerobot") or not paths:
+                   "describe-lerobot", "convert") or not paths:
         print(usage, file=sys.stderr)
         return 2
     try:
@@ -206,6 +207,10 @@ def cmd_dataset(args: list[str]) -> int:
             eps = [int(x) for x in kv["episodes"].split(",")] if "episodes" in kv else None
             result = import_to_hdf5(paths[0], paths[1], episodes=eps, decode_video="--no-video" not in flags,
                                     overwrite="--overwrite" in flags)
+        elif sub == "convert":
+            from rho.datagen.hdf5 import convert
+
+            result = convert(paths[0], paths[1])
         elif sub == "describe-lerobot":
             from rho.datagen.lerobot import describe_lerobot
 

@@ -108,14 +108,31 @@ def test_refuses_existing_output_and_unwritable_path(small, tmp_path):
     assert blocker.read_text() == "not a directory"
 
 
-def test_unknown_format_version_is_refused(small, tmp_path):
+def test_unknown_format_version_is_refused(small, tmp_path, monkeypatch):
+    from rho.datagen import hdf5
+
     out, _ = small
     f2 = tmp_path / "v99.hdf5"
     tools.merge(f2, [out])
     with h5py.File(f2, "a") as f:
         f.attrs["format_version"] = 99
-    with pytest.raises(DatasetError, match="rho dataset convert"):
+    with pytest.raises(DatasetError, match="newer rho: upgrade"):
         Dataset(f2)
+    with h5py.File(f2, "a") as f:  # an older format with a registered migration: refused with the converter
+        f.attrs["format_version"] = 0
+        f["data/demo_0"].attrs["instruction"] = "old name"
+
+    def v0_to_v1(f):  # what a real migration looks like: edit the copy in place
+        for g in f["data"].values():
+            g.attrs["instruction"] = str(g.attrs["instruction"]).upper()
+
+    monkeypatch.setitem(hdf5.MIGRATIONS, 0, v0_to_v1)
+    with pytest.raises(DatasetError, match=r"rho dataset convert .*v99\.hdf5 <out\.hdf5>"):
+        Dataset(f2)
+    result = hdf5.convert(f2, tmp_path / "new.hdf5")
+    assert result == {"out": str(tmp_path / "new.hdf5"), "from_version": 0, "to_version": 1}
+    with Dataset(tmp_path / "new.hdf5") as ds:
+        assert ds.episode(0).meta["instruction"] == "OLD NAME"
 
 
 def test_split_and_merge(small, tmp_path):
