@@ -133,7 +133,8 @@ def env_args(cfg: DatagenCfg, env, entry) -> dict[str, Any]:
     """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert."""
     return {"task": entry.name, "gym_id": entry.gym_id, "backend": "mujoco", "env_config": config_to_dict(env.cfg),
             "obs_spec": json.loads(env.obs_spec.to_json()), "expert": entry.expert_cls.name,
-            "expert_version": entry.expert_cls.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz}
+            "expert_version": entry.expert_cls.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz,
+            "touch_contact_expected": entry.env_cls.touch_contact_expected}
 
 
 # ------------------------------------------------------------------------------------------------ production

@@ -25,8 +25,10 @@ def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], di
     if not spec:
         problems.append("env_args has no obs_spec: cannot check observation shapes")
     stats = {"demos": ds.num_demos, "samples": len(ds), "successes": 0, "touch_demos": 0, "checked": 0}
+    expect_touch = bool(ds.env_args().get("touch_contact_expected", True))
     for i in range(ds.num_demos if max_demos is None else min(max_demos, ds.num_demos)):
-        problems += [f"demo {i} ({ds.demos[i].group}): {p}" for p in _check_demo(ds.group(i), spec, stats)]
+        problems += [f"demo {i} ({ds.demos[i].group}): {p}"
+                     for p in _check_demo(ds.group(i), spec, stats, expect_touch)]
         stats["checked"] += 1
     if ds.num_demos == 0:
         problems.append("no demos")
@@ -35,7 +37,7 @@ def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], di
     return problems, stats
 
 
-def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any]) -> list[str]:
+def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any], expect_touch: bool) -> list[str]:
     sim = g.attrs.get("source", "sim") == "sim"  # imported real data has no simulator state or seeds
     out = [f"missing attribute {a!r}" for a in REQUIRED_ATTRS + (SIM_ATTRS if sim else ()) if a not in g.attrs]
     for name in ("actions", "rewards", "dones", "obs", *(("states/sim", "initial_state/sim") if sim else ())):
@@ -65,11 +67,11 @@ def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any]) -> 
                        f"{tuple(ks['shape'])} {ks['dtype']}")
     out += [f"obs/{k}: not in the observation spec" for k in g["obs"] if spec and k not in spec]
     stats["successes"] += bool(g.attrs["success"])
-    out += _check_touch(g, stats)
+    out += _check_touch(g, stats, expect_touch)
     return out
 
 
-def _check_touch(g: h5py.Group, stats: dict[str, Any]) -> list[str]:
+def _check_touch(g: h5py.Group, stats: dict[str, Any], expect_touch: bool) -> list[str]:
     """A successful contact task must have felt something, and the taxels must add up to the pad's net force."""
     nets = [k for k in g["obs"] if k.startswith("touch_net_")]
     if not nets:
@@ -78,7 +80,7 @@ def _check_touch(g: h5py.Group, stats: dict[str, Any]) -> list[str]:
     touched = peak > TOUCH_CONTACT_N
     stats["touch_demos"] += touched
     out = []
-    if bool(g.attrs["success"]) and not touched:
+    if bool(g.attrs["success"]) and not touched and expect_touch:
         out.append(f"touch: successful demo but no pad ever read more than {TOUCH_CONTACT_N} N (peak {peak:.2f} N)")
     for k in nets:
         grid = f"touch_{k[len('touch_net_'):]}"

@@ -168,6 +168,9 @@ class BatchedEnv(gym.vector.VectorEnv):
 
     metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
     task_name = "base"
+    # whether a successful episode touches the finger pads (datasets are checked for it); tasks whose contact is
+    # through unsensorized surfaces (a fingertip pressing a button) say False
+    touch_contact_expected: ClassVar[bool] = True
 
     def __init__(self, cfg: EnvCfg | None = None, **overrides: Any):
         cfg = copy.deepcopy(cfg) if cfg is not None else self.default_cfg()

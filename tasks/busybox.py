@@ -306,6 +306,9 @@ class PushButtonCfg(BusyBoxCfg):
 class BusyBoxPushButtonEnv(BusyBoxEnv):
     """Press the named button. Success: it travels past its click point (5 mm) and no other button clicked."""
 
+    # pressed / flipped with a fingertip or a finger's outer face, which carry no taxels (only the pads do)
+    touch_contact_expected = False
+
     cfg: PushButtonCfg
     templates = ("press the {c} button", "push the {c} button", "hit the {c} button", "give the {c} button a press")
 
@@ -343,6 +346,9 @@ class FlipSwitchCfg(BusyBoxCfg):
 @register_task("busybox_flip_switch", "rho/BusyBoxFlipSwitch-v0", FlipSwitchCfg)
 class BusyBoxFlipSwitchEnv(BusyBoxEnv):
     """Flip the named switch to the named state. Success: its lever rests beyond 0.2 rad on the target side."""
+
+    # pressed / flipped with a fingertip or a finger's outer face, which carry no taxels (only the pads do)
+    touch_contact_expected = False
 
     cfg: FlipSwitchCfg
     templates = ("flip the {w} switch {s}", "turn the {w} switch {s}", "switch the {w} toggle {s}",

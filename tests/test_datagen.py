@@ -264,3 +264,18 @@ def test_cli_lerobot_round_trip(small, tmp_path, capsys):
     assert main(["dataset", "check", str(back)]) == 0
     for a, b in zip(_actions(out), _actions(back), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_readme_main_job_all_tasks(tmp_path, capsys):
+    """The README's main job: one checked dataset per task with an expert."""
+    from rho.cli import main
+    from rho.tasks import ALL_TASKS
+
+    assert main(["datagen", "task=all", "num_demos=1", f"out={tmp_path}", "num_envs=1", "env.cameras={}",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    names = [n for n, e in ALL_TASKS.items() if e.expert_cls is not None]
+    for name in names:
+        assert f"written to {tmp_path / name}" in printed
+        assert tools.check(tmp_path / name)[0] == []
