@@ -57,6 +57,10 @@ from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
 from .spec import ObservationSpec, ObsKey
 
 DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+# model fields domain randomization writes (reset to nominal at every episode start)
+_DR_FIELDS = ("geom_friction", "dof_damping", "actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia",
+              "geom_size", "geom_rbound", "geom_aabb", "light_diffuse", "light_dir", "geom_rgba", "mat_rgba", "cam_pos",
+              "cam_quat")
 
 
 @dataclass
@@ -492,6 +496,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         rc = self.cfg.randomization
         for k, i in enumerate(env_ids):
             m, nom, rng = self._models[i], self._nominal, rngs[k]
+            for name in _DR_FIELDS:  # start every episode from the nominal model: nothing carries over
+                getattr(m, name)[:] = getattr(nom, name)
             d: dict[str, Any] = {}
             if rc.enabled:
                 d.update(self._randomize_physics(m, nom, rng, rc))

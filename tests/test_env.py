@@ -262,3 +262,16 @@ def test_gym_registration():
 def test_unknown_shortcut_field_suggests():
     with pytest.raises(TypeError, match="Did you mean 'num_envs'"):
         make_env("lift_block", num_env=2)
+
+
+def test_nothing_carries_over_between_episodes_without_randomization(lift_cfg):
+    env = make_env("lift_block", lift_cfg(randomize=False))
+    gid = env.prop_geoms[0]
+    colors = set()
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        colors.add((info["randomization"][0]["block_color"], tuple(env._models[0].geom_rgba[gid].round(6))))
+    by_name = {}
+    for name, rgba in colors:  # the same named colour always renders the same
+        by_name.setdefault(name, set()).add(rgba)
+    assert all(len(v) == 1 for v in by_name.values())
