@@ -15,6 +15,10 @@
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
     rho dataset convert <old.hdf5> <new.hdf5>                                     upgrade an older format_version
+    rho eval policy=<dir|expert|random> suite=<smoke|standard|generalization|file.yaml> out=<dir>
+             [episodes=… workers=… num_envs=… launcher=local|ray tasks=[…] levels=[…]] [--json]   closed-loop suites
+    rho eval compare <report A> <report B> [alpha=0.05 test=fisher|z|mcnemar] [--json]  significance per task/level
+    rho eval suites                                                               bundled suites
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho <command> --help                                                          this text and the config keys
@@ -224,8 +228,14 @@ def cmd_dataset(args: list[str]) -> int:
     return 0
 
 
+def cmd_eval(args: list[str]) -> int:
+    from rho.eval.cli import cmd_eval as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
-                                                   "datagen": cmd_datagen, "dataset": cmd_dataset,
+                                                   "datagen": cmd_datagen, "dataset": cmd_dataset, "eval": cmd_eval,
                                                    "bench": cmd_bench}
 
 
