@@ -15,12 +15,15 @@
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
     rho dataset convert <old.hdf5> <new.hdf5>                                     upgrade an older format_version
+    rho train policy=<name|x.yaml> data=<name|mix.yaml> out=<dir> [steps=… batch_size=… resume=true] [--json]
+                                                                                  train the two-stage policy
     rho eval policy=<dir|expert|random> suite=<smoke|standard|generalization|file.yaml> out=<dir>
              [episodes=… workers=… num_envs=… launcher=local|ray tasks=[…] levels=[…]] [--json]   closed-loop suites
     rho eval compare <report A> <report B> [alpha=0.05 test=fisher|z|mcnemar] [--json]  significance per task/level
     rho eval suites                                                               bundled suites
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
+    rho bench policy [--json] [threads=1 repeats=30]                              prefix / expert latency, Hz
     rho <command> --help                                                          this text and the config keys
 """
 
@@ -108,11 +111,16 @@ def cmd_expert(args: list[str]) -> int:
 
 
 def cmd_bench(args: list[str]) -> int:
-    if not args or args[0] not in ("sim", "datagen"):
-        print("usage: rho bench sim|datagen [--json] [key=value ...]", file=sys.stderr)
+    if not args or args[0] not in ("sim", "datagen", "policy"):
+        print("usage: rho bench sim|datagen|policy [--json] [key=value ...]", file=sys.stderr)
         return 2
     overrides, flags = parse_cli(args[1:])
-    if args[0] == "datagen":
+    if args[0] == "policy":
+        from rho.policy.bench import bench_policy
+
+        kv = dict(o.split("=", 1) for o in overrides)
+        result = bench_policy(threads=int(kv.get("threads", 1)), repeats=int(kv.get("repeats", 30)))
+    elif args[0] == "datagen":
         from rho.datagen.bench import bench_datagen
 
         dcfg = load_config(BenchDatagenCfg, overrides=overrides)
@@ -228,6 +236,21 @@ def cmd_dataset(args: list[str]) -> int:
     return 0
 
 
+def cmd_train(args: list[str]) -> int:
+    from rho.policy.train import describe, load_train_config, train
+
+    overrides, flags = parse_cli(args)
+    if "--resume" in flags:
+        overrides.append("resume=true")
+    cfg = load_train_config(overrides)
+    if "--print-config" in flags:
+        print(config_to_yaml(cfg))
+        return 0
+    summary = train(cfg)
+    print(json.dumps(summary, default=str) if "--json" in flags else describe(summary))
+    return 0
+
+
 def cmd_eval(args: list[str]) -> int:
     from rho.eval.cli import cmd_eval as run
 
@@ -235,8 +258,8 @@ def cmd_eval(args: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
-                                                   "datagen": cmd_datagen, "dataset": cmd_dataset, "eval": cmd_eval,
-                                                   "bench": cmd_bench}
+                                                   "datagen": cmd_datagen, "dataset": cmd_dataset, "train": cmd_train,
+                                                   "eval": cmd_eval, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

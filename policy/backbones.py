@@ -1,0 +1,305 @@
+"""VLM backbones: camera images + the language instruction → prefix tokens for the action expert.
+
+Two kinds behind one interface (`Backbone.forward(images, image_mask, instruction) -> (tokens, mask)`):
+    builtin  a small ViT + byte-level text encoder fused by one transformer; trains from scratch on a CPU.
+    hf       any Hugging Face transformers VLM that exposes `get_image_features` and a decoder (SmolVLM/Idefics3,
+             PaliGemma, Gemma 3, LLaVA-style...), loaded by hub id or local path, cut at a chosen decoder layer,
+             optionally frozen or LoRA-adapted (peft).
+
+Also the pre-LN transformer block shared with the action expert.
+
+Shapes (legend): b batch, k cameras, s image side, n prefix tokens (k·image tokens + text tokens), t text tokens,
+d width, D backbone output width.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F  # noqa: N812 -- the universal torch idiom
+from torch import Tensor, nn
+
+from .config import BUILTIN_PATCH, BackboneCfg
+
+# --------------------------------------------------------------------------- shared transformer layers
+
+
+Attend = Literal["self", "context", "both"]  # what a block's queries attend to: themselves, a cached context, or both
+
+
+class Block(nn.Module):
+    """Parallel pre-LN transformer block (GPT-J/PaLM): attention and MLP read the same normalized input, so the
+    block costs one fused input and one bias-free fused output projection (which also adds the residual) — few,
+    large matmuls, which is what makes the expert fast on a CPU.
+
+    `attend` picks the keys: "self" (the tokens themselves), "context" (cached K/V only: cross-attention, no K/V
+    projection of its own) or "both" (context and self in one attention call). `multi_query=True` shares one K/V
+    head across the query heads (as pi0's Gemma-300M expert does): smaller projections and caches, and the heads
+    fold into the query axis, so attention is a single-head call with no transposes.
+    """
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int = 4, multi_query: bool = False,
+                 attend: Attend = "self") -> None:
+        super().__init__()
+        self.heads, self.head_dim, self.hidden = heads, width // heads, mlp_ratio * width
+        self.multi_query, self.attend = multi_query, attend
+        kv_dim = self.head_dim if multi_query else width  # width of K (and of V)
+        kv_dims = [] if attend == "context" else [kv_dim, kv_dim]
+        self.splits = [width, *kv_dims, self.hidden]  # q, (k, v,) MLP hidden
+        self.norm = nn.LayerNorm(width)
+        self.inp = nn.Linear(width, sum(self.splits))
+        self.out = nn.Linear(width + self.hidden, width, bias=False)  # [attention, MLP] → residual update
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, ctx: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """x (b, n, d); attn_mask (b, 1, 1, keys) bool, True = attend (keys: context then self); ctx: K, V each
+        (b, kv_heads, n_ctx, d/heads), kv_heads = 1 if multi_query else heads → (b, n, d)"""
+        b, n, d = x.shape
+        # functional calls, not submodule calls: dispatch is a visible share of a ~100 µs CPU block
+        h = F.layer_norm(x, (d,), self.norm.weight, self.norm.bias, self.norm.eps)
+        q, *kv, u = F.linear(h, self.inp.weight, self.inp.bias).split(self.splits, dim=-1)
+        if self.multi_query:  # heads fold into the query axis: (b, 1, n·heads, dh) against (b, 1, keys, dh)
+            q = q.reshape(b, 1, n * self.heads, self.head_dim)
+            kv = [t[:, None] for t in kv]
+        else:
+            q, *kv = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2) for t in (q, *kv))
+        if self.attend == "context":
+            assert ctx is not None, "a context block needs the cached context K/V"
+            k, v = ctx
+        elif self.attend == "both" and ctx is not None:
+            k, v = torch.cat([ctx[0], kv[0]], dim=2), torch.cat([ctx[1], kv[1]], dim=2)
+        else:
+            k, v = kv
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        a = a.reshape(b, n, d) if self.multi_query else a.transpose(1, 2).reshape(b, n, d)
+        z = torch.cat([a, F.gelu(u)], dim=-1)  # (b, n, d + hidden)
+        return torch.addmm(x.reshape(b * n, d), z.reshape(b * n, -1), self.out.weight.t()).view(b, n, d)
+
+
+def key_mask(mask: Tensor) -> Tensor | None:
+    """(b, m) bool key-validity → (b, 1, 1, m) SDPA mask, or None when every key is valid (faster kernel)."""
+    return None if bool(mask.all()) else mask[:, None, None, :]
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class Backbone(nn.Module):
+    """images (b, k, 3, s, s) in [0, 1], image_mask (b, k) bool, instruction list[str] of b
+    → tokens (b, n, D), mask (b, n) bool (True = valid). `n` is fixed for a given config."""
+
+    out_dim: int
+
+    @property
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
+
+    def freeze_(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+def build_backbone(cfg: BackboneCfg, num_cameras: int, hf_source: str | None = None,
+                   pretrained: bool = True) -> Backbone:
+    """The backbone of `cfg.kind`. hf: weights from `hf_source or cfg.hf_model`; `pretrained=False` builds the
+    architecture only (a checkpoint's state_dict fills it)."""
+    if cfg.kind == "builtin":
+        return BuiltinBackbone(cfg, num_cameras)
+    return HfBackbone(cfg, hf_source or cfg.hf_model, pretrained)
+
+
+# --------------------------------------------------------------------------- builtin
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: no vocabulary to download or train. ids: 0 pad, 1 begin, 2.. bytes."""
+
+    vocab_size = 256 + 2
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+
+    def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """→ ids (b, t) long, mask (b, t) bool"""
+        ids = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
+        for i, text in enumerate(texts):
+            toks = [1, *(c + 2 for c in text.encode("utf-8"))][: self.max_tokens]
+            ids[i, : len(toks)] = torch.tensor(toks)
+        return ids, ids != 0
+
+
+class BuiltinBackbone(Backbone):
+    """Patch-embedded cameras (shared ViT stem, per-camera embedding) and byte tokens, fused by `depth`
+    bidirectional transformer blocks — a VLM small enough to train from scratch on a CPU."""
+
+    def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
+        super().__init__()
+        w, grid = cfg.width, cfg.image_size // BUILTIN_PATCH
+        self.out_dim = w
+        self.tokenizer = ByteTokenizer(cfg.max_text_tokens)
+        self.patch = nn.Conv2d(3, w, BUILTIN_PATCH, BUILTIN_PATCH)
+        self.img_pos = nn.Parameter(torch.randn(1, 1, grid * grid, w) * 0.02)  # per patch
+        self.cam_emb = nn.Parameter(torch.randn(1, max(num_cameras, 1), 1, w) * 0.02)  # per camera
+        self.txt_emb = nn.Embedding(ByteTokenizer.vocab_size, w)
+        self.txt_pos = nn.Parameter(torch.randn(1, cfg.max_text_tokens, w) * 0.02)
+        self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(w)
+        if cfg.freeze:
+            self.freeze_()
+
+    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        b, k = images.shape[:2]
+        # (b·k, 3, s, s) → (b, k, g², w): one conv for every camera
+        x = self.patch((images.flatten(0, 1) - 0.5) / 0.25).flatten(2).transpose(1, 2)
+        x = x.view(b, k, -1, x.shape[-1]) + self.img_pos + self.cam_emb[:, :k]
+        img_mask = image_mask[:, :, None].expand(b, k, x.shape[2])  # (b, k, g²)
+        ids, txt_mask = self.tokenizer(instruction)  # (b, t)
+        t = self.txt_emb(ids.to(x.device)) + self.txt_pos
+        tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
+        mask = torch.cat([img_mask.flatten(1), txt_mask.to(x.device)], dim=1)  # (b, n); the begin token is valid
+        attn = key_mask(mask)
+        for blk in self.blocks:
+            tokens = blk(tokens, attn)
+        return self.norm(tokens), mask
+
+
+# --------------------------------------------------------------------------- hf
+
+# VLMs whose get_image_features takes (batch, images, 3, H, W) and drops all-zero images
+_FIVE_D_PIXELS = {"idefics2", "idefics3", "smolvlm"}
+
+
+class HfBackbone(Backbone):
+    """A transformers VLM used as an encoder: each camera goes through `get_image_features` (vision tower +
+    connector), the instruction through the tokenizer and input embeddings, and the decoder runs over
+    [camera tokens..., text tokens] (causal, as the model was trained) up to layer `hf_layer`, whose output
+    (after the final norm) is the prefix. The decoder layers past `hf_layer` and the LM head are not kept."""
+
+    def __init__(self, cfg: BackboneCfg, source: str, pretrained: bool = True) -> None:
+        super().__init__()
+        try:
+            from transformers import AutoConfig, AutoModel
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError("backbone.kind=hf needs `transformers` (pip install 'transformers>=5.23,<6')") from e
+        self.cfg, self.source = cfg, source
+        if pretrained:
+            self.vlm = AutoModel.from_pretrained(source, dtype=torch.float32)
+        else:
+            self.vlm = AutoModel.from_config(AutoConfig.from_pretrained(source), dtype=torch.float32)
+        self.tokenizer, self.processor, mean, std = _load_text_and_image_processing(source)
+        if self.tokenizer.pad_token is None:  # e.g. Llama-style tokenizers: pads are masked anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.register_buffer("pix_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pix_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        vcfg = getattr(self.vlm.config, "vision_config", None)
+        if not hasattr(self.vlm, "get_image_features") or vcfg is None:
+            raise ValueError(f"{source}: {type(self.vlm).__name__} has no get_image_features/vision_config; "
+                             "backbone.kind=hf supports VLMs that expose them (SmolVLM, Idefics3, PaliGemma, ...)")
+        self.vision_size = int(vcfg.image_size)
+        self.five_d = self.vlm.config.model_type in _FIVE_D_PIXELS
+        self.decoder = self.vlm.get_decoder()
+        self.kept_layers = _truncate_decoder(self.decoder, cfg.hf_layer)
+        self.out_dim = int(self.vlm.get_input_embeddings().embedding_dim)
+        if cfg.freeze or cfg.lora_rank > 0:
+            self.freeze_()
+        if cfg.lora_rank > 0:
+            _add_lora(self.decoder, cfg.lora_rank)
+
+    def train(self, mode: bool = True) -> HfBackbone:
+        super().train(mode)
+        if not self.trainable:  # a frozen VLM keeps dropout off
+            self.vlm.eval()
+        return self
+
+    def save_pretrained_files(self, out_dir: str | Path) -> None:
+        """Config + tokenizer/processor files, so a checkpoint rebuilds the architecture without the hub."""
+        self.vlm.config.save_pretrained(out_dir)
+        (self.processor or self.tokenizer).save_pretrained(out_dir)
+
+    def embed_images(self, images: Tensor) -> Tensor:
+        """images (b, k, 3, s, s) in [0, 1] → (b, k·i, D), i image tokens per camera"""
+        b = images.shape[0]
+        x = images.flatten(0, 1)
+        if x.shape[-1] != self.vision_size or x.shape[-2] != self.vision_size:
+            x = F.interpolate(x, size=(self.vision_size, self.vision_size), mode="bilinear", align_corners=False)
+        x = (x - self.pix_mean) / self.pix_std
+        if self.five_d:
+            # Idefics-style models silently drop all-zero images as padding; a real image can be exactly 0 after
+            # normalization (uniform grey), which would break the fixed token count — nudge one value.
+            zero = (x == 0).flatten(1).all(1)
+            x[zero, 0, 0, 0] = 1e-6
+            x = x[:, None]  # (b·k, 1, 3, H, W)
+        out = self.vlm.get_image_features(pixel_values=x.to(self.vlm.dtype))
+        feats = getattr(out, "pooler_output", out)
+        if isinstance(feats, list | tuple):
+            feats = torch.stack([f.reshape(-1, f.shape[-1]) for f in feats])
+        return feats.reshape(b, -1, feats.shape[-1])
+
+    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.trainable):
+            img = self.embed_images(images)  # (b, k·i, D)
+            tok = self.tokenizer(instruction, padding="max_length", truncation=True,
+                                 max_length=self.cfg.max_text_tokens, return_tensors="pt")
+            ids, txt_mask = tok["input_ids"].to(img.device), tok["attention_mask"].to(img.device).bool()  # (b, t)
+            txt = self.vlm.get_input_embeddings()(ids)  # (b, t, D)
+            # The decoder sees every camera token (a missing camera is a black image): every causal row then has
+            # a valid key, so no NaN. Missing cameras are masked for the expert instead.
+            lm_mask = torch.cat([torch.ones(img.shape[:2], dtype=torch.long, device=img.device), txt_mask.long()], 1)
+            out = self.decoder(inputs_embeds=torch.cat([img, txt], 1), attention_mask=lm_mask, use_cache=False)
+            per_cam = img.shape[1] // images.shape[1]
+            mask = torch.cat([image_mask.repeat_interleave(per_cam, dim=1), txt_mask], dim=1)  # (b, n)
+            return out.last_hidden_state.float(), mask
+
+
+def _load_text_and_image_processing(source: str):
+    """(tokenizer, processor or None, pixel mean, pixel std): the processor's normalization when it has one."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    processor = None
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+    # a bare tokenizer (tiny test models) has no processor; a processor may also need an optional package
+    except (OSError, ValueError, TypeError, KeyError, ImportError):
+        processor = None
+    tokenizer = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(source)
+    if tokenizer is processor:
+        processor = None
+    image_proc = getattr(processor, "image_processor", None)
+    mean = list(getattr(image_proc, "image_mean", None) or [0.5, 0.5, 0.5])
+    std = list(getattr(image_proc, "image_std", None) or [0.5, 0.5, 0.5])
+    return tokenizer, processor, mean, std
+
+
+def _truncate_decoder(decoder: nn.Module, layer: int) -> int:
+    """Keep decoder layers up to and including `layer` (Python index); returns how many are kept."""
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"{type(decoder).__name__}: no `layers` ModuleList to cut at hf_layer")
+    n = len(layers)
+    if not -n <= layer < n:
+        raise ValueError(f"hf_layer={layer} out of range for a decoder of {n} layers")
+    keep = layer % n + 1
+    decoder.layers = layers[:keep]
+    return keep
+
+
+def _add_lora(decoder: nn.Module, rank: int) -> None:
+    """LoRA (peft) on every linear layer of the kept decoder layers, the only trainable weights of a backbone
+    frozen beforehand (the policy's prefix projection is outside the backbone and trains too)."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    targets = [name for name, m in decoder.named_modules() if isinstance(m, nn.Linear) and name.startswith("layers.")]
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets)
+    inject_adapter_in_model(config, decoder)
+    for name, p in decoder.named_parameters():
+        if "lora_" in name:
+            p.requires_grad_(True)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+

@@ -1,0 +1,128 @@
+"""`bench_policy()`: sizes and speeds of the two-stage policy on this machine (`rho bench policy --json`).
+
+Latencies are medians over repeats at batch 1, single-threaded by default (small matrices gain nothing from more
+threads, and a robot computer runs other processes), as wall-clock ms and as the thread's CPU ms (the latter is
+what the code costs when the machine is shared and the scheduler takes the core away).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from .backbones import count_params
+from .config import PolicyCfg
+from .inference import Policy
+from .model import TwoStagePolicy
+
+
+def bench_policy(cfg: PolicyCfg | None = None, threads: int | None = 1, repeats: int = 30,
+                 train_batch: int = 16, seed: int = 0) -> dict:
+    """Params, VLM prefix latency, expert re-plan latency with a cached prefix, reactive-loop rate and training
+    samples/s for `cfg` (default: the builtin default size). `threads=None` keeps torch's thread setting."""
+    cfg = cfg or PolicyCfg()
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)
+        model = TwoStagePolicy(cfg)
+        out = {"kind": cfg.backbone.kind, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "params_backbone": count_params(model.backbone),
+               "params_expert": count_params(model) - count_params(model.backbone),
+               "horizon": cfg.expert.horizon, "flow_steps": cfg.expert.flow_steps}
+        out.update(_latencies(model, repeats))
+        out["reactive_hz"] = round(1000.0 / out["expert_replan_ms"], 1)
+        out["reactive_hz_cpu"] = round(1000.0 / out["expert_replan_cpu_ms"], 1)
+        out["act_ms"] = _act_latency(model, repeats)
+        out["train_samples_per_s"] = _train_rate(model, train_batch, max(3, repeats // 6))
+        return out
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def random_batch(cfg: PolicyCfg, b: int, device: str | torch.device = "cpu") -> dict:
+    """A batch of the training contract with random contents (shapes as `policy.data` produces them)."""
+    s, h, (r, c) = cfg.backbone.image_size, cfg.expert.horizon, cfg.taxel_shape
+    P, S = len(cfg.pads), cfg.expert.touch_history
+    ones = torch.ones(b, dtype=torch.bool, device=device)
+    return {
+        "images": {cam: torch.rand(b, 3, s, s, device=device) for cam in cfg.cameras},
+        "image_mask": {cam: ones.clone() for cam in cfg.cameras},
+        "instruction": [f"pick up the block number {i}" for i in range(b)],
+        "proprio": torch.randn(b, cfg.proprio_dim, device=device), "proprio_mask": ones.clone(),
+        "touch": torch.randn(b, P, S, r, c, 3, device=device), "touch_net": torch.randn(b, P, 3, device=device),
+        "touch_mask": ones.clone(),
+        "actions": torch.randn(b, h, cfg.action_dim, device=device),
+        "action_pad": torch.zeros(b, h, dtype=torch.bool, device=device),
+    }
+
+
+def _latencies(model: TwoStagePolicy, repeats: int) -> dict:
+    batch = random_batch(model.cfg, 1)
+    state = [batch[k] for k in ("proprio", "proprio_mask", "touch", "touch_net", "touch_mask")]
+    model.eval()
+    with torch.inference_mode():
+        def prefix():
+            return model.prefix(batch["images"], batch["image_mask"], batch["instruction"])
+
+        cached = prefix()
+        pre_wall, pre_cpu = _median_ms(prefix, repeats)
+        rep_wall, rep_cpu = _median_ms(lambda: model.sample_actions(cached, *state), repeats * 3)
+        ctx = model.expert.context(cached, *state)
+        cond = model.expert.conditioning(torch.ones(1))
+        x = torch.randn(1, model.cfg.expert.horizon, model.cfg.action_dim)
+        step_wall, _ = _median_ms(lambda: model.expert.velocity(x, cond, ctx), repeats * 10)
+    return {"prefix_ms": pre_wall, "prefix_cpu_ms": pre_cpu, "expert_replan_ms": rep_wall,
+            "expert_replan_cpu_ms": rep_cpu, "expert_flow_step_ms": step_wall}
+
+
+def _act_latency(model: TwoStagePolicy, repeats: int) -> float:
+    """Median ms of one `Policy.act` at a step that only re-plans (prefix cached): obs → action, all included."""
+    import numpy as np
+
+    cfg, rng = model.cfg, np.random.default_rng(0)
+    r, c = cfg.taxel_shape
+    obs = {f"rgb_{cam}": rng.integers(0, 255, (1, 128, 128, 3), dtype=np.uint8) for cam in cfg.cameras}
+    obs["joint_pos"] = rng.standard_normal((1, cfg.proprio_dim)).astype(np.float32)
+    for p in cfg.pads:
+        obs[f"touch_{p}"] = rng.standard_normal((1, cfg.expert.touch_history, r, c, 3)).astype(np.float32)
+        obs[f"touch_net_{p}"] = rng.standard_normal((1, 3)).astype(np.float32)
+    policy = Policy(model)
+    times = []
+    for i in range(repeats * cfg.prefix_every):
+        t0 = time.perf_counter()
+        policy.act(obs, "pick up the red block")
+        if i % cfg.prefix_every:  # steps that reuse the cached prefix
+            times.append(time.perf_counter() - t0)
+    return round(1e3 * statistics.median(times), 3)
+
+
+def _train_rate(model: TwoStagePolicy, b: int, repeats: int) -> float:
+    """Samples/s of forward + backward (no optimizer step) on random batches of size `b`."""
+    model.train()
+    batch = random_batch(model.cfg, b)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        loss, _ = model.loss(batch)
+        loss.backward()
+        times.append(time.perf_counter() - t0)
+    model.zero_grad(set_to_none=True)
+    return round(b / statistics.median(times[1:]), 1)  # the first pass warms up allocators
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(wall ms, thread CPU ms) medians after a short warm-up."""
+    for _ in range(3):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return round(1e3 * statistics.median(wall), 3), round(1e3 * statistics.median(cpu), 3)

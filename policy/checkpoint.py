@@ -1,0 +1,69 @@
+"""Policy checkpoints: a directory the trainer writes and `Policy.load` / `load_checkpoint` read.
+
+    out_dir/config.yaml       PolicyCfg (rho.config.config_to_yaml): rebuilds the architecture
+    out_dir/model.pt          state_dict (the whole policy, the VLM included)
+    out_dir/norm_stats.json   normalization of actions/proprio/touch/touch_net ({"mean", "std"} each)
+    out_dir/extra.json        anything the trainer wants kept (step, metrics, dataset names...)
+    out_dir/hf/               kind=hf only: the VLM's config and tokenizer/processor files, so loading rebuilds the
+                              architecture offline, without the hub or the original weights
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rho.config import config_to_yaml, load_config
+
+from .backbones import HfBackbone
+from .config import PolicyCfg
+from .model import TwoStagePolicy
+
+CONFIG, WEIGHTS, NORM_STATS, EXTRA, HF_DIR = "config.yaml", "model.pt", "norm_stats.json", "extra.json", "hf"
+
+
+def save_checkpoint(model: TwoStagePolicy, out_dir: str | Path, norm_stats: dict, extra: dict | None = None) -> Path:
+    """Write `model` with its normalization stats (and `extra`) to `out_dir`; returns the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(config_to_yaml(model.cfg))
+    (out / NORM_STATS).write_text(json.dumps(_plain(norm_stats), indent=1))
+    (out / EXTRA).write_text(json.dumps(_plain(extra or {}), indent=1))
+    if isinstance(model.backbone, HfBackbone):
+        model.backbone.save_pretrained_files(out / HF_DIR)
+    tmp = out / (WEIGHTS + ".tmp")  # a killed save never leaves a truncated model.pt behind
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(out / WEIGHTS)
+    return out
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[TwoStagePolicy, dict, dict]:
+    """(model in eval mode on `device`, norm_stats, extra) from a directory written by `save_checkpoint`."""
+    path = Path(path)
+    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{path}: not a policy checkpoint (needs {CONFIG} and {WEIGHTS})")
+    cfg = load_config(PolicyCfg, yaml=path / CONFIG)
+    hf_dir = path / HF_DIR
+    if cfg.backbone.kind == "hf" and hf_dir.is_dir():
+        model = TwoStagePolicy(cfg, hf_source=str(hf_dir), pretrained=False)  # weights come from model.pt
+    else:
+        model = TwoStagePolicy(cfg)
+    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    norm = json.loads((path / NORM_STATS).read_text()) if (path / NORM_STATS).is_file() else {}
+    extra = json.loads((path / EXTRA).read_text()) if (path / EXTRA).is_file() else {}
+    return model.to(device).eval(), norm, extra
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-safe copy: tensors and numpy arrays become lists, numpy scalars plain numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
