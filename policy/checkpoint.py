@@ -40,9 +40,18 @@ def save_checkpoint(model: TwoStagePolicy, out_dir: str | Path, norm_stats: dict
     return out
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint directory, or the one a training run's `checkpoints/latest` (or that file itself) names."""
+    latest = path / "checkpoints" / "latest" if (path / "checkpoints").is_dir() else path
+    if latest.is_file() and latest.name == "latest":
+        return latest.parent / latest.read_text().strip()
+    return path
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[TwoStagePolicy, dict, dict]:
-    """(model in eval mode on `device`, norm_stats, extra) from a directory written by `save_checkpoint`."""
-    path = Path(path)
+    """(model in eval mode on `device`, norm_stats, extra) from a directory written by `save_checkpoint` — or a
+    training output directory (`rho train out=...`), whose newest checkpoint is used."""
+    path = resolve_checkpoint(Path(path))
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: not a policy checkpoint (needs {CONFIG} and {WEIGHTS})")
     cfg = load_config(PolicyCfg, yaml=path / CONFIG)

@@ -260,6 +260,13 @@ def test_checkpoint_round_trip(tmp_path):
     _assert_same_actions(model, loaded)
     policy = Policy.load(out)
     assert policy.norm.denorm("actions", torch.zeros(14)).tolist() == list(range(14))
+    # a training run's output directory loads its newest checkpoint (checkpoints/latest names it)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    out.rename(run / "checkpoints" / "step_00000007")
+    (run / "checkpoints" / "latest").write_text("step_00000007\n")
+    assert load_checkpoint(run)[2] == {"step": 7}
+    assert load_checkpoint(run / "checkpoints" / "latest")[2] == {"step": 7}
 
 
 # --------------------------------------------------------------------------- closed-loop inference
