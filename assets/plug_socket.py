@@ -1,23 +1,27 @@
 """Procedural plugs and a power strip (socket block) for plug insertion, described as data and emitted as MJCF.
 
-Everything is built from small frozen descriptions — `ProngSpec`, `PlugSpec`, `SocketStripSpec` —
-whose `to_mjcf()` emits MuJoCo XML; the same descriptions are what an Isaac Lab (USD) emitter would read. Units: m,
-kg; MJCF quaternions (w, x, y, z).
+Everything is built from small frozen descriptions — `ProngSpec`, `PlugSpec`, `PlugBodySpec`, `SocketStripSpec`,
+`PlugSocketSpec` — whose `to_mjcf()` emits MuJoCo XML; the same descriptions are what an Isaac Lab (USD) emitter
+would read. Units: m, kg, N; MJCF quaternions (w, x, y, z).
 
 Frames (so that a seated plug's frame coincides with its outlet's frame):
 
     outlet frame  origin at the outlet centre on the strip's front face; +x out of the face (towards the plug),
                   +z up; site `strip/outlet_<type>`
-    plug frame    origin at the centre of the housing's front face (where the prongs leave it); +x backwards
-                  through the housing (prongs point along −x); site `plug/face`
+    plug frame    origin on the prong axis in the housing's front face (where the prongs leave it); +x backwards
+                  through the housing (prongs point along −x), +z up; site `plug/face`. The axis sits high on the
+                  housing (`PlugBodySpec.axis_height`), so a gripper holding the housing from above at the axis
+                  height keeps its fingertips off the table
 
 The strip is a box standing on the table with its outlets on the front face (+x). The face plate is tiled from boxes
 around rectangular holes (MuJoCo collides convex shapes only, so a hole is the gap between boxes); round pins get
 square holes of side diameter + clearance. `clearance` is the total (diametral) play of every prong in its hole, so
 each side has half of it; holes are `SocketStripSpec.hole_depth` deep, deeper than the longest prong, so a plug seats
-when its housing meets the face. A handle on the strip's back is what the steadying gripper holds. The strip's foot
-carries its table friction (MuJoCo uses the higher-priority geom's friction), so how freely it slides is set apart
-from its grip friction.
+when its housing meets the face. Each hole has a spring-loaded safety shutter (a child body on a preloaded slide
+joint) a few millimetres in, so seating takes a push (`shutter_force`, 2–3.5 N per outlet) and the strip must be
+steadied. A handle on the strip's back is what the steadying gripper holds. The strip's foot carries its table
+friction (MuJoCo uses the higher-priority geom's friction), so how freely it slides is set apart from its grip
+friction. An optional hood (`hood`) over the outlets hides them from cameras above.
 
 One plug body carries the prongs of every plug type; a task enables one type per episode by switching the other
 prongs' collisions off and making them transparent (`PlugSpec.prong_geoms` lists the geom names per type), so one
@@ -82,8 +86,9 @@ class PlugSpec:
         """Insertion depth when seated: the longest prong (m)."""
         return max(p.length for p in self.prongs)
 
-    def prong_geoms(self) -> tuple[str, ...]:
-        return tuple(f"plug/{self.kind}/{k}" for k in range(len(self.prongs)))
+    def prong_geoms(self, body: str = "plug") -> tuple[str, ...]:
+        """Names of this type's prong geoms on a plug body called `body`."""
+        return tuple(f"{body}/{self.kind}/{k}" for k in range(len(self.prongs)))
 
 
 def default_plugs() -> dict[PlugType, PlugSpec]:
@@ -123,19 +128,22 @@ class PlugBodySpec:
         return self.housing[0] / 2, 0.0, self.housing[2] / 2 - self.axis_height
 
     def to_mjcf(self, name: str = "plug", pos=(0.0, 0.0, 0.04), quat=(1.0, 0.0, 0.0, 0.0)) -> str:
+        """The free body `name` at pos (m) / quat, its frame the plug frame (see the module docstring)."""
         hx, hy, hz = (s / 2 for s in self.housing)
         c = self.centre
         out = [f'<body name="{name}" pos="{_f(pos)}" quat="{_f(quat)}">', f'<freejoint name="{name}"/>',
-               f'<inertial pos="{_f(c)}" mass="{self.mass}" diaginertia="{_f(_box_inertia(self.mass, self.housing))}"/>',
+               f'<inertial pos="{_f(c)}" mass="{self.mass}" '
+               f'diaginertia="{_f(_box_inertia(self.mass, self.housing))}"/>',
                f'<geom name="{name}/housing" type="box" {_WORLD} condim="4" pos="{_f(c)}" '
                f'size="{_f((hx, hy, hz))}" friction="{self.friction} 0.01 0.001" rgba="{_rgba(self.rgb)}" '
                f'mass="0"/>',
                # cable stub leaving the back of the housing (looks, no physics)
-               f'<geom name="{name}/cable" type="cylinder" {_VISUAL} fromto="{_f((2 * hx, 0, c[2], 2 * hx + 0.03, 0, c[2]))}" '
+               f'<geom name="{name}/cable" type="cylinder" {_VISUAL} '
+               f'fromto="{_f((2 * hx, 0, c[2], 2 * hx + 0.03, 0, c[2]))}" '
                f'size="0.0035" rgba="{_rgba(self.rgb)}" mass="0"/>',
                f'<site name="{name}/face" size="0.002" rgba="1 0 1 0.5" group="4"/>']
         for plug in self.plugs:
-            for geom, prong in zip(plug.prong_geoms(), plug.prongs, strict=True):
+            for geom, prong in zip(plug.prong_geoms(name), plug.prongs, strict=True):
                 out.append(prong.to_mjcf(geom, self.prong_friction, self.prong_rgb))
         out.append("</body>")
         return "\n".join(out)
@@ -153,7 +161,7 @@ class SocketStripSpec:
     depth: float = 0.040  # along x, front face to back face (m)
     outlet_height: float = 0.060  # outlet centres above the strip's bottom (m)
     outlet_spacing: float = 0.045  # between neighbouring outlet centres along y (m)
-    handle: tuple[float, float, float] = (0.050, 0.035, 0.045)  # back handle size x, y, z (m); top flush
+    handle: tuple[float, float, float] = (0.050, 0.045, 0.045)  # back handle size x, y, z (m); top flush
     hood: float = 0.0  # how far a hood over the outlets sticks out of the face (m); 0 = none. It hides the outlets
     # and the last centimetres of a plug's approach from cameras above
     hood_top: float = 0.080  # height of the hood's top above the strip's bottom (m): below a top grasp's palm
@@ -202,11 +210,13 @@ class SocketStripSpec:
             for _ in p.prongs:
                 y, z, hw, hh = next(holes)
                 j = f"{name}/shutter_{p.kind}{len(out)}"
+                # armature and a stiff limit: a light body's soft limit would let the preload push it out
                 out.append(f'<body name="{j}" pos="{_f((-sd - st / 2, y, z))}"><joint name="{j}" type="slide" '
                            f'axis="-1 0 0" range="0 {travel:.6g}" stiffness="{k:.6g}" springref="{-pre:.6g}" '
-                           f'damping="0.5" armature="0.02" solreflimit="0.002 1"/><geom name="{j}" type="box" {_WORLD} condim="3" '
-                           f'friction="{self.face_friction} 0.005 0.0001" size="{_f((st / 2, hw - 2e-4, hh - 2e-4))}" '
-                           f'rgba="0.08 0.08 0.08 1" mass="0.002"/></body>')
+                           f'damping="0.5" armature="0.02" solreflimit="0.002 1"/>'
+                           f'<geom name="{j}" type="box" {_WORLD} condim="3" '
+                           f'friction="{self.face_friction} 0.005 0.0001" '
+                           f'size="{_f((st / 2, hw - 2e-4, hh - 2e-4))}" rgba="0.08 0.08 0.08 1" mass="0.002"/></body>')
         return out
 
     def validate(self) -> list[str]:
@@ -222,10 +232,13 @@ class SocketStripSpec:
             out.append(f"clearance must be within 0..4 mm, got {self.clearance} m")
         for y, z, hw, hh in self.holes():
             if abs(y) + hw > self.width / 2 - 0.003 or z - hh < self.foot + 0.003 or z + hh > self.height - 0.003:
-                out.append(f"a hole at (y={y:.4f}, z={z:.4f}) m does not fit on the {self.width}×{self.height} m face")
+                out.append(f"a hole at (y={y:.4f}, z={z:.4f}) m does not fit on the "
+                           f"{self.width}×{self.height} m face")
         return out
 
     def to_mjcf(self, name: str = "strip", pos=(0.0, 0.0, 0.0), quat=(1.0, 0.0, 0.0, 0.0)) -> str:
+        """The free body `name` at pos (m) / quat; its frame's origin is the front face's bottom centre, +x out of
+        the face. Sites `<name>/outlet_<type>` mark the outlet frames."""
         t, d, w, h = self.hole_depth, self.depth, self.width, self.height
         hl = self.handle
         grip = f'{_WORLD} condim="4" friction="{self.friction} 0.01 0.001" rgba="{_rgba(self.rgb)}" mass="0"'
@@ -242,12 +255,14 @@ class SocketStripSpec:
                f'<geom name="{name}/handle" type="box" {grip} pos="{_f((-d - hl[0] / 2, 0, h - hl[2] / 2))}" '
                f'size="{_f((hl[0] / 2, hl[1] / 2, hl[2] / 2))}"/>']
         for k, (y0, y1, z0, z1) in enumerate(plate_boxes(w, self.foot, h, self.holes())):
-            out.append(f'<geom name="{name}/face{k}" type="box" {face} pos="{_f((-t / 2, (y0 + y1) / 2, (z0 + z1) / 2))}" '
+            out.append(f'<geom name="{name}/face{k}" type="box" {face} '
+                       f'pos="{_f((-t / 2, (y0 + y1) / 2, (z0 + z1) / 2))}" '
                        f'size="{_f((t / 2, (y1 - y0) / 2, (z1 - z0) / 2))}"/>')
         out += self._shutters(name)  # dark, so cameras see the holes
         if self.hood > 0:  # a weather hood over the outlets: blocks views from above
             ht = self.hood_thickness
-            out.append(f'<geom name="{name}/hood" type="box" {grip} pos="{_f((self.hood / 2, 0, self.hood_top - ht / 2))}" '
+            out.append(f'<geom name="{name}/hood" type="box" {grip} '
+                       f'pos="{_f((self.hood / 2, 0, self.hood_top - ht / 2))}" '
                        f'size="{_f((self.hood / 2, w / 2, ht / 2))}"/>')
         for kind, oy in self.outlet_y().items():
             out.append(f'<site name="{name}/outlet_{kind}" pos="{_f((0.0, oy, self.outlet_height))}" size="0.002" '

@@ -7,9 +7,9 @@ Task description:
     holds the strip by the handle on its back; the right arm picks the plug up from above and pushes it into the
     outlet of its type. Each hole has a spring-loaded safety shutter, so seating a plug takes a 2–3.5 N push, and the
     strip is light (0.2 kg) on a narrow foot: pushed without the other arm steadying it, it slides or tips away.
-    Holes leave `clearance` (1 mm) of total play and the prongs' friction on the face plate is 0.5, so a push off by
-    more than half the clearance jams on the face: touch (the shear on the pads holding the plug) tells a jam from a
-    free slide, and a search in the face plane finds the hole.
+    Holes leave `clearance` (1 mm) of total play and the prongs' friction on the face plate (`insertion_friction`)
+    is 0.5, so a push off by more than half the clearance jams on the face: touch (the shear on the pads holding the
+    plug) tells a jam from a free slide, and a search in the face plane finds the hole.
     `plug_insertion_occluded` adds a hood over the outlets that hides them, and the last ≈2 cm of the plug's
     approach, from `cam_high`; the wrist cameras still see under it.
 
@@ -46,8 +46,9 @@ STRIP_COLORS = {"white": (0.92, 0.92, 0.9), "grey": (0.55, 0.56, 0.58), "black":
 PLUG_COLORS = {"black": (0.12, 0.12, 0.13), "white": (0.9, 0.9, 0.88), "red": (0.8, 0.18, 0.15),
                "blue": (0.2, 0.35, 0.8)}
 INSTRUCTIONS = ("plug the {p} into the power strip", "insert the {c} {p} into its socket",
-                "hold the power strip steady and plug in the {p}", "push the {p} all the way into the matching outlet",
-                "connect the {c} {p} to the socket block", "steady the strip with one hand and insert the {p}")
+                "hold the power strip steady and plug in the {p}",
+                "push the {p} all the way into the matching outlet", "connect the {c} {p} to the socket block",
+                "steady the strip with one hand and insert the {p}")
 STRIP_XY = (-0.07, 0.0)  # nominal front-face centre of the strip (m)
 PLUG_XY = (0.02, 0.0)  # nominal plug face centre (m)
 GRIP_BEHIND = 0.045  # a TCP holding the plug sits this far behind its face (m): fingertips clear the strip
@@ -64,7 +65,8 @@ class PlugInsertionCfg(EnvCfg):
     hood_length: float = 0.028  # how far the hood sticks out over the outlets when occluded (m)
     clearance: float = 0.001  # total play of a prong in its hole (m)
     hole_depth: float = 0.024  # m
-    prong_friction: float = 0.5  # prongs against face and hole walls
+    insertion_friction: float = 0.5  # prongs against the face plate and hole walls
+    shutter_force: tuple[float, float] = (2.0, 3.5)  # an outlet's shutters' push-back at rest and 14 mm in (N)
     strip_mass: float = 0.2  # kg
     strip_table_friction: float = 0.5  # strip foot on the table
     strip_xy_range: tuple[float, float] = (0.02, 0.03)  # half-ranges of the strip's x, y (m)
@@ -82,9 +84,10 @@ class PlugInsertionCfg(EnvCfg):
     def asset(self) -> PlugSocketSpec:
         """The plug/strip description this config builds."""
         return make_plug_socket(clearance=self.clearance, hole_depth=self.hole_depth, mass=self.strip_mass,
-                                table_friction=self.strip_table_friction,
+                                table_friction=self.strip_table_friction, face_friction=self.insertion_friction,
+                                shutter_force=tuple(self.shutter_force),
                                 hood=self.hood_length if self.occluded else 0.0,
-                                plug_kw={"prong_friction": self.prong_friction})
+                                plug_kw={"prong_friction": self.insertion_friction})
 
 
 @dataclass
@@ -104,7 +107,8 @@ class PlugInsertionEnv(BatchedEnv):
 
     def _setup_scene(self) -> SceneSpec:
         self.asset = self.cfg.asset()
-        return SceneSpec(robot=self.robot, timestep=self.cfg.sim.physics_dt, contact_slots=self.cfg.sim.contact_slots,
+        return SceneSpec(robot=self.robot, timestep=self.cfg.sim.physics_dt,
+                         contact_slots=self.cfg.sim.contact_slots,
                          touch=self.cfg.touch.enabled, extra_worldbody=self.asset.to_mjcf(),
                          dr_bodies=("strip", "plug"))
 
@@ -133,6 +137,11 @@ class PlugInsertionEnv(BatchedEnv):
     @functools.cached_property
     def _kinds(self) -> list[PlugType]:
         return [p.kind for p in self.asset.strip.plugs]
+
+    @functools.cached_property
+    def _onehot(self) -> np.ndarray:
+        """Position of each of the asset's plug types in `PLUG_TYPES` (the `plug_type` observation's order)."""
+        return np.array([PLUG_TYPES.index(k) for k in self._kinds])
 
     # ------------------------------------------------------------------ reset
     def _draw_kind(self, rng: np.random.Generator) -> int:
@@ -227,7 +236,7 @@ class PlugInsertionEnv(BatchedEnv):
         return {"plug_pose": self._pose(ids["plug_q"]), "socket_pose": socket.astype(np.float32),
                 "strip_pose": self._pose(ids["strip_q"]), "plug_in_socket": rel.astype(np.float32),
                 "insertion_depth": depth[:, None].astype(np.float32),
-                "plug_type": np.eye(len(PLUG_TYPES), dtype=np.float32)[self._state["kind"]]}
+                "plug_type": np.eye(len(PLUG_TYPES), dtype=np.float32)[self._onehot[self._state["kind"]]]}
 
     def _pose(self, qadr: int) -> np.ndarray:
         return self.qpos[:, qadr:qadr + 7].astype(np.float32)
@@ -323,8 +332,10 @@ class PlugInsertionExpert:
     lift, carry the plug in front of its outlet (waiting there until the strip is held), then push along the outlet
     axis, the push force regulated (admittance) from the shear the plug exerts on the pads as the socket pushes it
     back. A jam — shear above `jam_force` while the plug does not advance and its prongs are not in — starts an
-    Archimedean spiral in the face plane with a light push, until the plug slides forward (it found the hole); the
-    push resumes from there. A lost plug (both pads unloaded) is picked up again.
+    Archimedean spiral in the face plane with a light push, until the plug slides forward or catches on a hole's
+    edge (it found the hole); the push resumes from there, and a jam there searches around that spot. A plug that
+    sticks part-way, or trails the spiral far behind, backs off 4 mm and pushes again. A lost plug (both pads
+    unloaded) is picked up again.
 
     The expert knows the plug's pose (as the grasp and a wrist camera would) but not the outlet's exactly: its
     outlet estimate is off by up to `estimate_error` (m) in the face plane — a camera estimate's error, more than the
@@ -334,12 +345,12 @@ class PlugInsertionExpert:
     Works on the batch: `act(obs)` → (n, 14) action.
     """
 
-    name, version = "plug_insertion_scripted", "0.2"
+    name, version = "plug_insertion_scripted", "1.0"
     estimate_error = 0.002  # radius of the outlet estimate's error in the face plane (m)
     grip_force = 5.0  # per-pad normal force on the plug (N)
-    hold_force = 5.0  # per-pad normal force on the strip's handle (N)
+    hold_force = 6.5  # per-pad normal force on the strip's handle (N): its friction holds the strip against yaw
     push_force = 5.0  # axial force the insertion regulates to (N): above the shutters' 3.5 N
-    search_force = 1.5  # axial force while searching (N)
+    search_force = 1.0  # axial force while searching (N): light, so the prongs slide over the face smoothly
     jam_force = 1.5  # axial force that, with the plug stalled outside the hole, is a jam (N)
     compliance = 5e-5  # admittance: step of the commanded push per newton of force error (m/N)
     spiral_pitch = 0.0008  # radial growth per turn (m): under twice the 0.5 mm per side play
@@ -362,6 +373,7 @@ class PlugInsertionExpert:
         self.seed: list[int] = [-1] * n  # episode seed the error was drawn for
         self.centre = np.zeros((n, 2))  # lateral (y, z) insertion centre in the estimated outlet frame (m)
         self.theta = np.zeros(n)  # spiral angle (rad)
+        self.passes = np.zeros(n, int)  # spirals completed around the current centre
         self.push = np.zeros(n)  # commanded advance of the plug beyond where it is (m)
         self.stall = np.zeros(n)  # plug position along the outlet axis when it jammed (m)
         self.hist = np.zeros((n, 6))  # recent plug positions along the outlet axis (m), newest last
@@ -459,7 +471,8 @@ class PlugInsertionExpert:
         pads = self._pads(obs, i, "left")
         if self.phase[i, LEFT] >= L_CLOSE:
             self._regulate(i, LEFT, pads, self.hold_force)
-            if self.phase[i, LEFT] == L_CLOSE and pads[:, 0].min() > 0.7 * self.hold_force and self.timer[i, LEFT] > 3:
+            pressed = pads[:, 0].min() > 0.7 * self.hold_force and self.timer[i, LEFT] > 3
+            if self.phase[i, LEFT] == L_CLOSE and pressed:
                 self._next(i, LEFT)
         return self._approach(i, LEFT, ee, handle, _top_down(rs[:, 1]), s.handle[1], self.hold_force)
 
@@ -504,7 +517,8 @@ class PlugInsertionExpert:
     def _insert(self, i: int, obs, p, rp, ee, pads) -> np.ndarray:
         ph = self.phase[i, RIGHT]
         o, ro = self._outlet(obs, i)
-        length = float(self.env.asset.strip.plugs[int(np.argmax(obs["plug_type"][i]))].length)
+        kind = PLUG_TYPES[int(np.argmax(obs["plug_type"][i]))]
+        length = next(spec.length for spec in self.env.asset.strip.plugs if spec.kind == kind)
         local = ro.T @ (p - o)  # plug face in the estimated outlet frame
         self.hist[i] = np.r_[self.hist[i, 1:], local[0]]
         # pads feel the plug's pull along the TCP z axis as shear y (+ on pad a, − on pad b)
@@ -516,7 +530,7 @@ class PlugInsertionExpert:
             low = 0.0 if abs(local[1]) < 0.005 else -self.carry_drop
             target = np.array([length + (0.015 if held else 0.04), 0.0, low])
             if held and np.linalg.norm(local - target) < 0.0015:
-                self.centre[i], self.theta[i] = 0.0, 0.0
+                self.centre[i], self.theta[i], self.passes[i] = 0.0, 0.0, 0
                 self._start_push(i, local)
         elif ph == R_INSERT:
             target = self._push(i, local, force, length)
@@ -551,10 +565,13 @@ class PlugInsertionExpert:
             self._next(i, RIGHT, R_RETREAT)
         return np.array([local[0] - self.push[i], *self._spiral(i)])
 
+    def _radius(self, i: int) -> float:
+        """The spiral's radius (m); every other pass runs half a pitch out, between the previous pass's turns."""
+        return self.spiral_pitch * (self.theta[i] / (2 * np.pi) + 0.5 * (self.passes[i] % 2))
+
     def _spiral(self, i: int) -> np.ndarray:
-        """(y, z) of the spiral's current point in the estimated outlet frame (m): its centre when theta is 0."""
-        r = self.spiral_pitch * self.theta[i] / (2 * np.pi)
-        return self.centre[i] + r * np.array([np.cos(self.theta[i]), np.sin(self.theta[i])])
+        """(y, z) of the spiral's current point in the estimated outlet frame (m)."""
+        return self.centre[i] + self._radius(i) * np.array([np.cos(self.theta[i]), np.sin(self.theta[i])])
 
     def _search(self, i: int, local: np.ndarray, force: float) -> np.ndarray:
         """Spiral around the insertion centre, pressing lightly, until the plug slides forward into the hole. A plug
@@ -562,13 +579,15 @@ class PlugInsertionExpert:
         advanced = self.stall[i] - local[0]
         caught = np.linalg.norm(self._spiral(i) - local[1:]) > 0.001  # trailing the spiral: held by a hole's edge
         if advanced > 0.0006 or (caught and advanced > 0.0003):  # in, or partly: push from here, and if it jams
-            self.centre[i], self.theta[i] = local[1:], 0.0  # again, search around here
+            self.centre[i], self.theta[i], self.passes[i] = local[1:], 0.0, 0  # again, search around here
             self._start_push(i, local)
             return np.array([local[0], *local[1:]])
         self._admit(i, force, self.search_force, 0.002)
         if force > 0.3 * self.search_force:  # slide on the face only while touching it
-            r = self.spiral_pitch * self.theta[i] / (2 * np.pi)
-            self.theta[i] = 0.0 if r > self.spiral_radius else self.theta[i] + self.spiral_step / max(r, 0.0005)
+            r = self._radius(i)
+            self.theta[i] += self.spiral_step / max(r, 0.0005)
+            if r > self.spiral_radius:  # covered: start again, between this pass's turns
+                self.theta[i], self.passes[i] = 0.0, self.passes[i] + 1
         lateral = self._spiral(i)
         self.lag[i] = self.lag[i] + 1 if np.linalg.norm(lateral - local[1:]) > 0.0025 else 0
         if self.lag[i] > 15:
@@ -588,6 +607,6 @@ class PlugInsertionOccludedExpert(PlugInsertionExpert):
     """`PlugInsertionExpert` for the hooded strip: the overhead camera loses the outlet in the last centimetres, so
     the outlet estimate is worse (up to 3 mm off) and the touch search covers a wider spiral."""
 
-    name, version = "plug_insertion_occluded_scripted", "0.2"
+    name, version = "plug_insertion_occluded_scripted", "1.0"
     estimate_error = 0.003  # m
     spiral_radius = 0.0045  # m
