@@ -87,10 +87,10 @@ class Policy:
     @torch.inference_mode()  # the state tensors are inference tensors (made in act)
     def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
         """Forget the plans and prefix of `env_ids` (all when None): their next `act` starts afresh."""
-        if env_ids is None or self.n == 0:
-            self.n = 0  # re-initialized (for any n) at the next act
+        ids = None if env_ids is None else np.asarray(env_ids, dtype=np.int64).reshape(-1)
+        if ids is None or self.n == 0 or (len(ids) and ids.max() >= self.n):
+            self.n = 0  # re-initialized (for any n, e.g. a new batch of envs) at the next act
             return
-        ids = np.asarray(env_ids, dtype=np.int64)
         self.step[ids] = 0
         for i in ids:
             self.instructions[i] = None

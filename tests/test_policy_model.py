@@ -402,3 +402,13 @@ def test_bench_policy_keys():
     for key in ("params_backbone", "params_expert", "prefix_ms", "expert_replan_ms", "expert_flow_step_ms",
                 "reactive_hz", "act_ms", "train_samples_per_s"):
         assert out[key] > 0, key
+
+
+def test_policy_reset_with_a_bigger_batch():
+    """An evaluator reuses one Policy over batches of different sizes: reset then act must not index old state."""
+    cfg = tiny_cfg()
+    policy = Policy(TwoStagePolicy(cfg).eval())
+    rng = np.random.default_rng(0)
+    policy.act(fake_obs(cfg, 1, rng), "x")
+    policy.reset(np.arange(4))
+    assert policy.act(fake_obs(cfg, 4, rng), "x").shape == (4, cfg.action_dim)
