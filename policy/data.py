@@ -349,6 +349,11 @@ class HDF5Store(Store):
     def arrays(self, i: int) -> Mapping[str, Any]:
         return self.ds.datasets(i)
 
+    @property
+    def action_mode(self) -> str:
+        """The env action.mode the demos' actions were recorded in (datagen stores the env config)."""
+        return str(self.ds.env_args().get("env_config", {}).get("action", {}).get("mode", "joint_pos"))
+
     def name(self, i: int) -> str:
         d = self.ds.demos[i]
         return f"{d.file}: demo {d.group}"

@@ -68,11 +68,14 @@ class Policy:
         self.decay = ensemble_decay
         self.gen = torch.Generator(device=self.device).manual_seed(seed)  # flow noise: reproducible rollouts
         self.n = 0
+        self.action_mode = "joint_pos"  # env action.mode the actions mean (set from the checkpoint by `load`)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kw) -> Policy:
-        model, norm_stats, _ = load_checkpoint(path, device)
-        return cls(model, norm_stats, **kw)
+        model, norm_stats, extra = load_checkpoint(path, device)
+        policy = cls(model, norm_stats, **kw)
+        policy.action_mode = str(extra.get("action_mode", "joint_pos"))  # the env action.mode it was trained on
+        return policy
 
     # ------------------------------------------------------------------ state
     def _init_state(self, n: int) -> None:

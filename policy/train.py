@@ -504,8 +504,19 @@ class _Trainer:
         self.d.barrier()
         return final
 
+    def _action_mode(self) -> str:
+        """The env action.mode the policy's actions mean: the target (first) source's, which a checkpoint carries so
+        closed-loop use drives the env the way those demos did. LeRobot sources hold joint targets."""
+        return str(getattr(self.sources[0].store, "action_mode", "joint_pos"))
+
+    def _action_modes(self) -> dict[str, str]:
+        # Mixing modes (sim experts record ee_delta, real ALOHA data joint targets) is recorded, not refused: the
+        # adapters map layouts, not action semantics, so such a mixture trains on actions of two meanings.
+        return {s.name: str(getattr(s.store, "action_mode", "joint_pos")) for s in self.sources}
+
     def _extra(self) -> dict[str, Any]:
         return {"step": self.step, "train_cfg": config_to_dict(self.cfg), "world_size": self.d.world,
+                "action_mode": self._action_mode(), "source_action_modes": self._action_modes(),
                 "source_stats": {s.name: stats_to_json(s.stats) for s in self.sources},
                 "normalize": self.cfg.data.normalize, "target": self.cfg.data.target or self.sources[0].name,
                 "sources": self._summary_sources(), "layout": dataclasses.asdict(self.layout)}

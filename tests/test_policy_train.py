@@ -463,4 +463,6 @@ def test_trains_the_rho_policy(sim, real, tmp_path):
     assert train(cfg)["steps"] == 3
     model, stats, extra = load_checkpoint(latest_checkpoint(tmp_path / "rho"))
     assert set(stats) == {"actions", "proprio", "touch", "touch_net"} and extra["step"] == 3
+    assert extra["action_mode"] == "ee_delta"  # the target (first, sim) source's: lift_block's expert mode
+    assert list(extra["source_action_modes"].values()) == ["ee_delta", "joint_pos"]  # LeRobot: joint targets
     assert model.cfg.expert.horizon == 4
