@@ -67,11 +67,10 @@ class DatagenCfg:
 
 
 def datagen_schema(task: str) -> type:
-    from rho.tasks import get_task
+    """DatagenCfg with `env` typed as the task's config class."""
+    from rho.tasks.registry import with_task_env
 
-    entry = get_task(task)
-    return dataclasses.make_dataclass(
-        "DatagenCfg", [("env", entry.cfg_cls, field(default_factory=entry.cfg_cls))], bases=(DatagenCfg,))
+    return with_task_env(DatagenCfg, task)
 
 
 def attempt_seed(seed: int, attempt: int) -> int:

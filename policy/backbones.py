@@ -14,6 +14,7 @@ d width, D backbone output width.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,7 @@ class Block(nn.Module):
         self.inp = nn.Linear(width, sum(self.splits))
         self.out = nn.Linear(width + self.hidden, width, bias=False)  # [attention, MLP] → residual update
 
+    @abc.abstractmethod
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, ctx: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """x (b, n, d); attn_mask (b, 1, 1, keys) bool, True = attend (keys: context then self); ctx: K, V each
         (b, kv_heads, n_ctx, d/heads), kv_heads = 1 if multi_query else heads → (b, n, d)"""
@@ -85,7 +87,7 @@ def key_mask(mask: Tensor) -> Tensor | None:
 # --------------------------------------------------------------------------- interface
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, abc.ABC):
     """images (b, k, 3, s, s) in [0, 1], image_mask (b, k) bool, instruction list[str] of b
     → tokens (b, n, D), mask (b, n) bool (True = valid). `n` is fixed for a given config."""
 
@@ -99,8 +101,9 @@ class Backbone(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
 
+    @abc.abstractmethod
     def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
 
 def build_backbone(cfg: BackboneCfg, num_cameras: int, hf_source: str | None = None,

@@ -33,6 +33,7 @@ Legend: B batch; H action horizon; A action dim; D proprio dim; S touch history;
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -304,7 +305,7 @@ class _Moments:
 
 
 # ------------------------------------------------------------------------------------------------ stores
-class Store:
+class Store(abc.ABC):
     """A source's demos: arrays by demo, read at random. Arrays are h5py datasets or numpy arrays; both slice."""
 
     where: str  # the dataset path, for messages
@@ -314,17 +315,21 @@ class Store:
     def num_demos(self) -> int:
         return len(self.lengths)
 
+    @abc.abstractmethod
     def arrays(self, i: int) -> Mapping[str, Any]:  # "obs/<key>" / "actions" → (T, ...) array-like
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
+    @abc.abstractmethod
     def name(self, i: int) -> str:  # "<file>: demo <group>", what errors name
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
+    @abc.abstractmethod
     def instruction(self, i: int) -> str:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
+    @abc.abstractmethod
     def success(self, i: int) -> bool:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def masks(self) -> dict[str, list[int]]:  # split → demo indices, from the dataset's own masks ({} if none)
         return {}

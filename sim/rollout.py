@@ -12,11 +12,10 @@ Output directory:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,12 +44,10 @@ class RolloutCfg:
 
 
 def rollout_schema(task: str) -> type:
-    """RolloutCfg with `env` typed as the task's config class, so `env.*` overrides are checked."""
-    from rho.tasks import get_task
+    """RolloutCfg with `env` typed as the task's config class."""
+    from rho.tasks.registry import with_task_env
 
-    entry = get_task(task)
-    return dataclasses.make_dataclass(
-        "RolloutCfg", [("env", entry.cfg_cls, field(default_factory=entry.cfg_cls))], bases=(RolloutCfg,))
+    return with_task_env(RolloutCfg, task)
 
 
 def run_rollout(cfg: RolloutCfg, progress: bool = True) -> dict[str, Any]:

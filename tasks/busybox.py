@@ -39,6 +39,7 @@ Success conditions:
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -88,7 +89,7 @@ def _choice_problem(name: str, value: Any, allowed: tuple) -> list[str]:
     return [] if value in allowed else [f"{name} must be one of {allowed}, got {value!r}"]
 
 
-class BusyBoxEnv(BatchedEnv):
+class BusyBoxEnv(BatchedEnv, abc.ABC):
     """Base of the BusyBox family: panel scene, layout/pose randomization, control physics, observations.
 
     Subclasses implement `_draw_target(k, i, rng, init)` (target control, value, instruction) and `_metrics()`.
@@ -189,8 +190,9 @@ class BusyBoxEnv(BatchedEnv):
                 self.qvel[i, self.ctl_dadr[k]] = 0.0
         self.ctrl[i, self.det_act] = [init[CONTROLS[k]] for k in self.det_ctl]
 
+    @abc.abstractmethod
     def _draw_target(self, k: int, i: int, rng: np.random.Generator, init: dict[str, float]) -> dict[str, Any]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def _set_target(self, i: int, control: str, value: float, error: float, rng: np.random.Generator,
                     **fmt: Any) -> dict[str, Any]:
@@ -274,8 +276,9 @@ class BusyBoxEnv(BatchedEnv):
         success, progress = self._metrics()
         return {"success": success, "progress": np.clip(progress, 0.0, 1.0)}
 
+    @abc.abstractmethod
     def _metrics(self) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def _get_rewards(self, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = np.arange(self.num_envs)
@@ -481,7 +484,7 @@ def _up(h: float) -> np.ndarray:
     return np.array([0.0, 0.0, h])
 
 
-class BusyBoxExpert:
+class BusyBoxExpert(abc.ABC):
     """Shared machinery of the BusyBox scripted experts (`ee_delta`): per-env phase machines, the nearer arm
     works (left for x < 0), the other holds still with an open gripper.
 
@@ -548,8 +551,9 @@ class BusyBoxExpert:
     def _start(self, i: int, obs: dict[str, np.ndarray]) -> None:
         self.psi[i] = self.home_psi(self.arm[i])
 
+    @abc.abstractmethod
     def _step(self, i: int, arm: int, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def _transit(self, i: int, arm: int, obs: dict[str, np.ndarray], goal: np.ndarray) -> np.ndarray:
         """`goal`, or while the TCP is not yet over it, the point above it at `SAFE_Z`: travel high over the
@@ -653,11 +657,13 @@ class _GraspMoveExpert(BusyBoxExpert):
     def _err(self, i: int, obs: dict[str, np.ndarray]) -> float:
         return float(obs["target"][i, 1] - obs["control_state"][i, self.env.target_idx[i]])
 
+    @abc.abstractmethod
     def _move_goal(self, i: int, arm: int, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
+    @abc.abstractmethod
     def _close_enough(self, err: float) -> bool:
-        raise NotImplementedError
+        """Implemented by each subclass."""
 
     def _step(self, i, arm, obs):
         site = obs["target_site"][i].astype(float)

@@ -55,6 +55,14 @@ def register_expert(task: str, action_mode: str) -> Callable[[type], type]:
     return deco
 
 
+def with_task_env(job_cfg: type, task: str) -> type:
+    """`job_cfg` (a dataclass with an untyped `env` field) with `env` typed as the task's config class, so
+    `env.*` overrides of `rho rollout / expert / datagen` are checked against that task's keys."""
+    entry = get_task(task)
+    return dataclasses.make_dataclass(
+        job_cfg.__name__, [("env", entry.cfg_cls, dataclasses.field(default_factory=entry.cfg_cls))], bases=(job_cfg,))
+
+
 def get_task(name: str) -> TaskEntry:
     """Look up a task by registry name or gym id; a miss lists the names and suggests the nearest."""
     for entry in ALL_TASKS.values():

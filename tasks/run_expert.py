@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,11 +23,10 @@ class ExpertRunCfg:
 
 
 def expert_schema(task: str) -> type:
-    from .registry import get_task
+    """ExpertRunCfg with `env` typed as the task's config class."""
+    from .registry import with_task_env
 
-    entry = get_task(task)
-    return dataclasses.make_dataclass(
-        "ExpertRunCfg", [("env", entry.cfg_cls, field(default_factory=entry.cfg_cls))], bases=(ExpertRunCfg,))
+    return with_task_env(ExpertRunCfg, task)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
