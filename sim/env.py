@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -43,7 +44,6 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
-from mujoco.batch import Batch, SimulationError
 
 from rho.assets.mjcf import CONTACT_SLOT_SIZE, FINGERS, SceneSpec, build_mjcf, pad_names
 from rho.assets.robots import get_robot
@@ -52,6 +52,7 @@ from rho.config import ConfigError, validate_config
 from . import kernels
 from . import touch as touch_model
 from .ik import axis_angle_to_quat, dls_step, quat_error, quat_mul
+from .physics import make_batch, simulation_errors
 from .randomization import RandomizationCfg, mat_to_quat, quat_to_mat, random_rotation
 from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
 from .spec import ObservationSpec, ObsKey
@@ -72,6 +73,10 @@ class SimCfg:
     num_threads: int = 1  # batch threads: 1 = one core, 0 = all cores
     contact_slots: int = 8  # contacts reported per pad to the taxel model (strongest first)
     max_speed: float = 100.0  # a joint faster than this (rad/s or m/s) marks the env as diverged
+    backend: Literal["mujoco", "isaaclab"] = "mujoco"  # physics engine (rho.sim.physics); isaaclab: Python 3.12
+    device: str = "cpu"  # isaaclab backend: "cpu" or "cuda:N" (the mujoco backend runs on the CPU)
+    njmax: int = 600  # isaaclab backend: constraint rows per world (MuJoCo-Warp preallocates)
+    nconmax: int = 200  # isaaclab backend: contacts per world
 
     def validate(self) -> list[str]:
         out = []
@@ -82,6 +87,10 @@ class SimCfg:
                 rate_to_period_steps(self.control_hz, self.physics_dt)
             except ValueError as e:
                 out.append(f"control_hz / physics_dt: {e}")
+        if self.backend == "mujoco" and self.device != "cpu":
+            out.append(f"device={self.device!r} needs backend=isaaclab (the mujoco backend runs on the CPU)")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            out.append(f"device must be 'cpu' or 'cuda:N', got {self.device!r}")
         if self.num_threads < 0:
             out.append(f"num_threads must be >= 0 (0 = all cores), got {self.num_threads}")
         return out
@@ -175,6 +184,7 @@ class BatchedEnv(gym.vector.VectorEnv):
     # whether a successful episode touches the finger pads (datasets are checked for it); tasks whose contact is
     # through unsensorized surfaces (a fingertip pressing a button) say False
     touch_contact_expected: ClassVar[bool] = True
+    _attach_physics: ClassVar[bool] = False  # True when an Isaac Lab DirectRLEnv owns the simulation (see isaaclab/)
 
     def __init__(self, cfg: EnvCfg | None = None, **overrides: Any):
         cfg = copy.deepcopy(cfg) if cfg is not None else self.default_cfg()
@@ -192,10 +202,12 @@ class BatchedEnv(gym.vector.VectorEnv):
         self.robot = get_robot(cfg.robot)
         self.pads = pad_names(self.robot)
         self.scene = self._setup_scene()
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.scene))
+        self.scene_xml = build_mjcf(self.scene)
+        self.model = mujoco.MjModel.from_xml_string(self.scene_xml)
         self._nominal = copy.copy(self.model)
         self._models = [copy.copy(self.model) for _ in range(self.num_envs)]
-        self.batch = Batch(self.model, nsim=self.num_envs, nthread=cfg.sim.num_threads)
+        self.batch = make_batch(self.model, self.scene_xml, self.num_envs, cfg.sim, attach=self._attach_physics)
+        self._sim_errors = simulation_errors(cfg.sim.backend)
         self.batch.set_models(self._models)
         self._bind()
         self._index_model()
@@ -565,7 +577,7 @@ class BatchedEnv(gym.vector.VectorEnv):
                 self.batch.rollout(self.decimation, record=self._rollout_items, out=self._rollout_out)
             else:
                 self.batch.step(nstep=self.decimation)
-        except SimulationError as e:  # those sims kept their pre-call state; the rest stepped
+        except self._sim_errors as e:  # those sims kept their pre-call state; the rest stepped
             failed[e.ids] = True
         self._clock += 1  # the control clock all envs share (sensors slower than control sample on it)
         if self.touch_ch is not None:
