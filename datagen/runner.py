@@ -130,7 +130,8 @@ def _env_for(cfg: DatagenCfg):
 
 def env_args(cfg: DatagenCfg, env, entry) -> dict[str, Any]:
     """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert."""
-    return {"task": entry.name, "gym_id": entry.gym_id, "backend": "mujoco", "env_config": config_to_dict(env.cfg),
+    return {"task": entry.name, "gym_id": entry.gym_id, "backend": env.cfg.sim.backend,
+            "env_config": config_to_dict(env.cfg),
             "obs_spec": json.loads(env.obs_spec.to_json()), "expert": entry.expert_cls.name,
             "expert_version": entry.expert_cls.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz,
             "touch_contact_expected": entry.env_cls.touch_contact_expected}
@@ -146,7 +147,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
     entry, env = _env_for(cfg)
     expert = entry.expert_cls(env)
     task_meta = {"task": entry.name, "expert": expert.name, "expert_version": expert.version, "source": "sim",
-                 "backend": "mujoco", "worker": worker}
+                 "backend": env.cfg.sim.backend, "worker": worker}
     args = env_args(cfg, env, entry)
     attempts = (k for k in _count(worker, cfg.workers) if k not in done)
     pending: dict[int, int] = {}  # env slot → attempt of the episode the env just reset it to

@@ -29,6 +29,9 @@ def cmd_eval(args: list[str]) -> int:
     from .suite import EvalCfg, SuiteCfg, suite_yaml
 
     overrides, flags = parse_cli(args)
+    from rho.cli import backend_shortcuts
+
+    overrides = backend_shortcuts(overrides)
     suite = next((o.split("=", 1)[1] for o in overrides if o.startswith("suite=")), EvalCfg.suite)
     try:
         yaml = suite_yaml(suite)

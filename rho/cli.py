@@ -91,10 +91,21 @@ def cmd_tasks(args: list[str]) -> int:
     return 0
 
 
+def backend_shortcuts(overrides: list[str], prefix: str = "env.") -> list[str]:
+    """``backend=isaaclab`` / ``device=cuda:0`` → ``env.sim.backend=…`` / ``env.sim.device=…`` (the physics engine
+    of the task env: ``mujoco``, the default, or ``isaaclab`` — Isaac Lab 3.0 Newton, Python 3.12)."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        out.append(f"{prefix}sim.{key}={value}" if key in ("backend", "device") else o)
+    return out
+
+
 def cmd_expert(args: list[str]) -> int:
     from rho.tasks.run_expert import expert_schema, run_expert
 
     overrides, flags = parse_cli(args)
+    overrides = backend_shortcuts(overrides)
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
     if not any(o.startswith("env.cameras") for o in overrides):
         overrides = [*overrides, "env.cameras={}"]  # experts use privileged state; cameras only when asked
@@ -144,6 +155,7 @@ def cmd_datagen(args: list[str]) -> int:
     from rho.tasks import ALL_TASKS
 
     overrides, flags = parse_cli(args)
+    overrides = backend_shortcuts(overrides)
     task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
     if "--resume" in flags:
         overrides.append("resume=true")

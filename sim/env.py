@@ -75,8 +75,8 @@ class SimCfg:
     max_speed: float = 100.0  # a joint faster than this (rad/s or m/s) marks the env as diverged
     backend: Literal["mujoco", "isaaclab"] = "mujoco"  # physics engine (rho.sim.physics); isaaclab: Python 3.12
     device: str = "cpu"  # isaaclab backend: "cpu" or "cuda:N" (the mujoco backend runs on the CPU)
-    njmax: int = 600  # isaaclab backend: constraint rows per world (MuJoCo-Warp preallocates)
-    nconmax: int = 200  # isaaclab backend: contacts per world
+    njmax: int = 3000  # isaaclab backend: constraint rows per world (MuJoCo-Warp preallocates)
+    nconmax: int = 1000  # isaaclab backend: contacts per world (MuJoCo-Warp preallocates)
 
     def validate(self) -> list[str]:
         out = []

@@ -257,6 +257,8 @@ class IsaacLabBatch:
         ...). Only the steps whose values are read need them: fields are pulled at every step (cheap on CPU)."""
         if out is None:
             out = {k: np.zeros((self.nsim, nstep, *self._fields[k].shape[1:])) for k in record}
+        if not self._ready:  # a DirectRLEnv is still building the simulation: shapes only
+            return out
         self._push_ctrl()
         for t in range(nstep):
             self.sim.step(render=False)
