@@ -25,9 +25,9 @@ def _run(args, **kw):
 def test_direct_rl_env_lifecycle():
     import gymnasium as gym
     import torch
+    from isaaclab_tasks.utils import load_cfg_from_registry
 
     import rho.sim.isaaclab.tasks as il_tasks
-    from isaaclab_tasks.utils import load_cfg_from_registry
 
     assert set(il_tasks.ISAACLAB_IDS) == set(ALL_TASKS)
     gym_id = il_tasks.ISAACLAB_IDS["lift_block"]
@@ -40,7 +40,7 @@ def test_direct_rl_env_lifecycle():
         expert = ALL_TASKS["lift_block"].expert_cls(env.task)
         for _ in range(5):
             act = torch.as_tensor(expert.act(env.task._obs), dtype=torch.float32)
-            obs, rew, term, trunc, extras = env.step(act)
+            obs, rew, _, _, extras = env.step(act)
         assert torch.isfinite(obs["policy"]).all() and torch.isfinite(rew).all()
         assert "reward/reach" in " ".join(extras["log"]) and "success" in extras["log"]
         full = extras["observations"]
