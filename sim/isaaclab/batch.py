@@ -72,6 +72,42 @@ def solver_cfg_for(model: mujoco.MjModel, njmax: int, nconmax: int) -> dict[str,
             "use_mujoco_contacts": True}
 
 
+def newton_mjcf(xml: str, model: mujoco.MjModel) -> str:
+    """The scene's MJCF as Newton's importer takes it: a one-joint equality (``<joint joint1=J polycoef="c ..."/>``,
+    a latch locking hinge J at angle c) becomes the equivalent ``<weld>`` of J's body to its parent at that angle,
+    since Newton maps joint equalities to two-joint mimic constraints only. Same name, order and activity, so
+    tasks switch it through ``eq_active`` as before."""
+    import re
+
+    d = mujoco.MjData(model)
+    for e in range(model.neq):
+        if model.eq_type[e] != mujoco.mjtEq.mjEQ_JOINT or model.eq_obj2id[e] >= 0:
+            continue
+        j = int(model.eq_obj1id[e])
+        d.qpos[:] = model.qpos0
+        d.qpos[model.jnt_qposadr[j]] = model.eq_data[e, 0]
+        mujoco.mj_kinematics(model, d)
+        b2 = int(model.jnt_bodyid[j])
+        b1 = int(model.body_parentid[b2])
+        r1 = d.xmat[b1].reshape(3, 3)
+        pos = r1.T @ (d.xpos[b2] - d.xpos[b1])
+        q1inv, quat = np.zeros(4), np.zeros(4)
+        mujoco.mju_negQuat(q1inv, d.xquat[b1])
+        mujoco.mju_mulQuat(quat, q1inv, d.xquat[b2])
+        name, jname = model.eq(e).name, model.joint(j).name
+        pattern = re.compile(r"<joint\s+([^>]*?)joint1=\"" + re.escape(jname) + r"\"([^>]*)/>")
+        match = next((m for m in pattern.finditer(xml) if "joint2=" not in m.group(0)
+                      and (not name or f'name="{name}"' in m.group(0))), None)
+        if match is None:
+            raise ValueError(f"could not find the one-joint equality on {jname!r} in the scene's MJCF")
+        keep = " ".join(a for a in re.findall(r'(?:name|active|solref|solimp)="[^"]*"', match.group(0)))
+        relpose = " ".join(f"{v:.9g}" for v in (*pos, *quat))
+        weld = (f'<weld {keep} body1="{model.body(b1).name}" body2="{model.body(b2).name}" '
+                f'relpose="{relpose}"/>')
+        xml = xml[:match.start()] + weld + xml[match.end():]
+    return xml
+
+
 class IsaacLabBatch:
     """N copies of one MJCF scene on Isaac Lab's Newton physics (MuJoCo-Warp), with `mujoco.batch.Batch`'s API.
 
@@ -81,8 +117,8 @@ class IsaacLabBatch:
     otherwise the batch creates and starts its own.
     """
 
-    def __init__(self, model: mujoco.MjModel, xml: str, nsim: int, device: str = "cpu", njmax: int = 600,
-                 nconmax: int = 200, env_spacing: float = 3.0, attach: bool = False):
+    def __init__(self, model: mujoco.MjModel, xml: str, nsim: int, device: str = "cpu", njmax: int = 3000,
+                 nconmax: int = 1000, env_spacing: float = 3.0, attach: bool = False):
         il = self._il = _import_isaaclab()
         self.model, self.nsim, self.device, self._xml = model, nsim, device, xml
         self._sensors = self._contact_sensor_layout(model)
@@ -95,10 +131,11 @@ class IsaacLabBatch:
         self.site_xmat = np.zeros((n, model.nsite, 9))
         self.xpos = np.zeros((n, model.nbody, 3))
         self.xquat = np.zeros((n, model.nbody, 4))
+        self.eq_active = np.tile(model.eq_active0.astype(np.uint8), (n, 1))  # equality constraints switched on
         self.warning = np.zeros((n, int(mujoco.mjtWarning.mjNWARNING), 2), np.int32)  # (lastinfo, count)
         self._fields = {"qpos": self.qpos, "qvel": self.qvel, "ctrl": self.ctrl, "sensordata": self.sensordata,
                         "site_xpos": self.site_xpos, "site_xmat": self.site_xmat, "xpos": self.xpos,
-                        "xquat": self.xquat}
+                        "xquat": self.xquat, "eq_active": self.eq_active}
         self._models = [model] * n
         self._ready = False
         self._solver_kw = solver_cfg_for(model, njmax, nconmax)
@@ -121,7 +158,7 @@ class IsaacLabBatch:
             self.start()
 
     @staticmethod
-    def physics_cfg(model: mujoco.MjModel, njmax: int = 600, nconmax: int = 200):
+    def physics_cfg(model: mujoco.MjModel, njmax: int = 3000, nconmax: int = 1000):
         """Isaac Lab `NewtonCfg` (MuJoCo-Warp solver) matching the MJCF options of `model`."""
         il = _import_isaaclab()
         return il["NewtonCfg"](solver_cfg=il["MJWarpSolverCfg"](**solver_cfg_for(model, njmax, nconmax)),
@@ -136,7 +173,7 @@ class IsaacLabBatch:
         builder = sim.get_or_create_backend(self._il["NewtonBuilderCfg"](physics_cfg=sim.cfg.physics))
         world = newton.ModelBuilder()
         newton.solvers.SolverMuJoCo.register_custom_attributes(world)
-        world.add_mjcf(self._xml)
+        world.add_mjcf(newton_mjcf(self._xml, self.model))
         builder.replicate(world, self.nsim, spacing=(0.0, 0.0, 0.0))
 
     def start(self) -> None:
@@ -223,6 +260,7 @@ class IsaacLabBatch:
         ids = np.asarray(ids, int)
         self.qpos[ids] = self.model.qpos0
         self.qvel[ids] = 0.0
+        self.eq_active[ids] = self.model.eq_active0
         self.warning[ids] = 0
 
     def forward(self, ids: np.ndarray | None = None) -> None:

@@ -11,6 +11,7 @@ def write_state(b, ids: np.ndarray) -> None:
     d = b.mjw_data
     d.qpos.assign(b.qpos.astype(np.float32))
     d.qvel.assign(b.qvel.astype(np.float32))
+    write_eq_active(b)
     warm = d.qacc_warmstart.numpy()
     warm[ids] = 0.0
     d.qacc_warmstart.assign(warm)
@@ -22,6 +23,12 @@ def sync_newton_state(b) -> None:
     nm = b._nm
     state = nm.get_state_0()
     b.solver._update_newton_state(b.newton_model, state, b.mjw_data, state_prev=state)
+
+
+def write_eq_active(b) -> None:
+    """Host eq_active (tasks switch welds and latches on and off) → MuJoCo-Warp's per-world flags."""
+    if b.model.neq:
+        b.mjw_data.eq_active.assign(b.eq_active.astype(bool))
 
 
 def write_ctrl(b) -> None:
@@ -40,6 +47,7 @@ def write_ctrl(b) -> None:
         n_tq = control.joint_target_q.shape[0] // b.nsim
         b._ctrl_map = (np.flatnonzero(source == 0), tq[source == 0], np.flatnonzero(source == 1), idx[source == 1],
                        n_tq)
+    write_eq_active(b)
     act_t, tq, act_d, didx, n_tq = b._ctrl_map
     if len(act_t):
         target = control.joint_target_q.numpy().reshape(b.nsim, n_tq)
@@ -52,49 +60,64 @@ def write_ctrl(b) -> None:
         direct.assign(vals.reshape(-1).astype(np.float32))
 
 
-# model fields pushed per world; every other per-env change must stay at its nominal value on this backend
-PER_WORLD = ("geom_friction", "body_mass", "body_inertia", "dof_damping", "dof_frictionloss", "actuator_gainprm",
-             "actuator_biasprm")
-VISUAL_ONLY = ("geom_rgba", "mat_rgba", "light_diffuse", "light_dir", "cam_pos", "cam_quat")  # rendering reads _models
+# derived constants MuJoCo-Warp computes itself; never pushed
+_DERIVED = {"actuator_acc0", "body_invweight0", "dof_invweight0", "body_subtreemass", "actuator_lengthrange"}
+# physics fields that must stay nominal on this backend (global in MuJoCo-Warp)
+_GLOBAL = ("geom_contype", "geom_conaffinity", "geom_condim", "geom_type", "jnt_type", "eq_type", "eq_obj1id",
+           "eq_obj2id", "body_parentid")
 
 
 def push_models(b, models) -> None:
     """Per-env MuJoCo model parameters → the solver's per-world MuJoCo-Warp model fields.
 
-    Fields MuJoCo-Warp keeps per world (friction, masses, inertias, damping, frictionloss, servo gains, geom
-    sizes) are copied. Collision bits are global in MuJoCo-Warp, so a geom a task switches off in some worlds
-    (contype = conaffinity = 0, e.g. the other plug types' prongs) is shrunk to 1e-6 m with a zero bounding
-    radius in those worlds instead — it keeps its body's mass and can touch nothing. Any other per-env change
-    of a physics field raises, naming the field (visual fields are only read by the renderer, from the models).
+    Every field MuJoCo-Warp keeps per world (friction, masses, inertias, damping, gains, geom sizes and poses, body
+    poses — BusyBox moves its modules per episode —, equality data, ...) is copied from each env's model. Collision
+    bits are global in MuJoCo-Warp, so a geom a task switches off in some worlds (contype = conaffinity = 0, e.g.
+    the other plug types' prongs) is shrunk to 1e-6 m with a zero bounding radius in those worlds instead: it keeps
+    its body's mass and touches nothing. A per-env change of another global field raises, naming it.
     """
     import warp as wp
 
     nom, m = b.model, b.mjw_model
-    gmap = b._geom_map  # our geom → solver geom (-1: not imported, visual only)
-    g_ours = np.flatnonzero(gmap >= 0)
-    g_theirs = gmap[g_ours]
-    for field in ("geom_friction", "geom_size", "geom_rbound", "body_mass", "body_inertia", "dof_damping",
-                  "dof_frictionloss", "actuator_gainprm", "actuator_biasprm"):
-        arr = getattr(m, field, None)
-        if arr is None or arr.ndim < 2 or arr.shape[0] != b.nsim:
-            continue
+    if not hasattr(b, "_push_fields"):
+        fields = []
+        for name in dir(m):
+            arr = getattr(m, name, None)
+            ours = getattr(nom, name, None)
+            if (name in _DERIVED or not hasattr(arr, "shape") or len(arr.shape) < 2 or arr.shape[0] != b.nsim
+                    or not isinstance(ours, np.ndarray) or ours.ndim == 0 or ours.size == 0):
+                continue
+            kind = name.split("_")[0]
+            emap = {"geom": b._geom_map, "site": b._site_map}.get(kind)
+            if emap is None and ours.shape[0] != arr.shape[1]:
+                continue  # a field whose element count differs (e.g. a converted latch's eq row is fine: same count)
+            fields.append((name, emap))
+        b._push_fields = fields
+        converted = [e for e in range(nom.neq) if nom.eq_type[e] == 2 and nom.eq_obj2id[e] < 0]  # latch → weld
+        b._eq_keep = np.setdiff1d(np.arange(nom.neq), converted)
+    for i, mi in enumerate(models):
+        for name in _GLOBAL:
+            if name in ("geom_contype", "geom_conaffinity"):
+                continue
+            if not np.array_equal(getattr(mi, name), getattr(nom, name)):
+                raise ValueError(f"env {i} changes model field {name!r}, which is global in MuJoCo-Warp; keep it "
+                                 "nominal on the isaaclab backend")
+    for name, emap in b._push_fields:
+        arr = getattr(m, name)
         host = arr.numpy()
+        width = int(np.prod(host.shape[2:])) if host.ndim > 2 else 1
         for i, mi in enumerate(models):
-            src = getattr(mi, field)
-            if field.startswith("geom_"):
-                vals = src[g_ours]
-                if field in ("geom_size", "geom_rbound"):
-                    off = (mi.geom_contype[g_ours] == 0) & (mi.geom_conaffinity[g_ours] == 0) & (
-                        (nom.geom_contype[g_ours] != 0) | (nom.geom_conaffinity[g_ours] != 0))
-                    vals = vals.copy()
-                    vals[off] = 1e-6 if field == "geom_size" else 0.0
-                host[i, g_theirs] = vals.reshape(host[i, g_theirs].shape)
+            src = getattr(mi, name).reshape(getattr(mi, name).shape[0], -1)
+            dst = host[i].reshape(host.shape[1], -1) if width > 1 or host.ndim > 2 else host[i].reshape(-1, 1)
+            if emap is None:
+                rows = b._eq_keep if name.startswith("eq_") else slice(None)
+                dst[rows, :src.shape[1]] = src[rows, :dst.shape[1]]
             else:
-                host[i] = src.reshape(host[i].shape)
+                ok = np.flatnonzero(emap >= 0)
+                vals = src[ok].copy()
+                if name in ("geom_size", "geom_rbound"):
+                    off = (mi.geom_contype[ok] == 0) & (mi.geom_conaffinity[ok] == 0) & (
+                        (nom.geom_contype[ok] != 0) | (nom.geom_conaffinity[ok] != 0))
+                    vals[off] = 1e-6 if name == "geom_size" else 0.0
+                dst[emap[ok], :vals.shape[1]] = vals[:, :dst.shape[1]]
         arr.assign(wp.array(host, dtype=arr.dtype, device=arr.device))
-    for field in ("geom_solref", "geom_solimp", "geom_margin", "geom_gap", "dof_armature", "jnt_stiffness",
-                  "body_pos", "body_quat", "geom_pos", "geom_quat", "eq_data"):
-        for i, mi in enumerate(models):
-            if not np.array_equal(getattr(mi, field), getattr(nom, field)):
-                raise ValueError(f"env {i} changes model field {field!r}, which the isaaclab backend does not "
-                                 "push per world; keep it nominal on this backend (or add it to push_models)")
