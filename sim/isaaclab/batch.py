@@ -188,6 +188,7 @@ class IsaacLabBatch:
         self._geom_map = self._name_map("geom", self.model.ngeom, self.mjm.ngeom)
         self._site_map = self._name_map("site", self.model.nsite, self.mjm.nsite, required=True)
         self._body_map = np.arange(self.model.nbody)  # checked equal in _check_layout
+        self._eq_map = self._equality_map()
         self._pad_geoms_mjw = np.array([self._geom_map[g] for g in self._sensors["pad_geoms"]], int)
         free = [j for j in range(self.model.njnt) if self.model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
         self._quat_adr = np.array([self.model.jnt_qposadr[j] + 3 for j in free], int)
@@ -205,6 +206,24 @@ class IsaacLabBatch:
                 and np.array_equal(m.jnt_qposadr, w.jnt_qposadr) and np.array_equal(m.body_parentid, w.body_parentid)):
             raise RuntimeError("Newton's MJCF import reordered joints or bodies; the isaaclab backend needs MuJoCo's "
                                "order (check the scene for features Newton's importer does not support)")
+
+    def _equality_map(self) -> np.ndarray:
+        """Our equality id → the solver's: Newton's conversion reorders them (welds first, then joint couplings),
+        so they are matched by type and the objects they join (a latch converted to a weld by its bodies)."""
+        m, w = self.model, self.mjm
+        out = np.full(m.neq, -1, int)
+        for e in range(m.neq):
+            typ, o1, o2 = int(m.eq_type[e]), int(m.eq_obj1id[e]), int(m.eq_obj2id[e])
+            if typ == mujoco.mjtEq.mjEQ_JOINT and o2 < 0:  # latch → weld of the joint's body to its parent
+                typ = int(mujoco.mjtEq.mjEQ_WELD)
+                o2 = int(m.jnt_bodyid[o1])
+                o1 = int(m.body_parentid[o2])
+            hits = [k for k in range(w.neq) if k not in out and int(w.eq_type[k]) == typ
+                    and {int(w.eq_obj1id[k]), int(w.eq_obj2id[k])} == {o1, o2}]
+            if not hits:
+                raise RuntimeError(f"equality {m.eq(e).name or e!r} not found in Newton's import of the scene")
+            out[e] = hits[0]
+        return out
 
     def _name_map(self, kind: str, n_ours: int, n_theirs: int, required: bool = False) -> np.ndarray:
         """Our element id → the solver model's, matched by name (Newton prefixes paths, suffixes _<index>)."""

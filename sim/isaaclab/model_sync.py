@@ -28,7 +28,9 @@ def sync_newton_state(b) -> None:
 def write_eq_active(b) -> None:
     """Host eq_active (tasks switch welds and latches on and off) → MuJoCo-Warp's per-world flags."""
     if b.model.neq:
-        b.mjw_data.eq_active.assign(b.eq_active.astype(bool))
+        flags = b.mjw_data.eq_active.numpy().copy()
+        flags[:, b._eq_map] = b.eq_active.astype(bool)
+        b.mjw_data.eq_active.assign(flags)
 
 
 def write_ctrl(b) -> None:
@@ -88,11 +90,12 @@ def push_models(b, models) -> None:
                     or not isinstance(ours, np.ndarray) or ours.ndim == 0 or ours.size == 0):
                 continue
             kind = name.split("_")[0]
-            emap = {"geom": b._geom_map, "site": b._site_map}.get(kind)
+            emap = {"geom": b._geom_map, "site": b._site_map, "eq": b._eq_map}.get(kind)
             if emap is None and ours.shape[0] != arr.shape[1]:
                 continue  # a field whose element count differs (e.g. a converted latch's eq row is fine: same count)
             fields.append((name, emap))
         b._push_fields = fields
+        b._pushed = set()
         converted = [e for e in range(nom.neq) if nom.eq_type[e] == 2 and nom.eq_obj2id[e] < 0]  # latch → weld
         b._eq_keep = np.setdiff1d(np.arange(nom.neq), converted)
     for i, mi in enumerate(models):
@@ -103,6 +106,10 @@ def push_models(b, models) -> None:
                 raise ValueError(f"env {i} changes model field {name!r}, which is global in MuJoCo-Warp; keep it "
                                  "nominal on the isaaclab backend")
     for name, emap in b._push_fields:
+        # only fields some env changes: the solver's own conversion stays in charge of everything else
+        if all(np.array_equal(getattr(mi, name), getattr(nom, name)) for mi in models) and name not in b._pushed:
+            continue
+        b._pushed.add(name)
         arr = getattr(m, name)
         host = arr.numpy()
         width = int(np.prod(host.shape[2:])) if host.ndim > 2 else 1
@@ -110,10 +117,11 @@ def push_models(b, models) -> None:
             src = getattr(mi, name).reshape(getattr(mi, name).shape[0], -1)
             dst = host[i].reshape(host.shape[1], -1) if width > 1 or host.ndim > 2 else host[i].reshape(-1, 1)
             if emap is None:
-                rows = b._eq_keep if name.startswith("eq_") else slice(None)
-                dst[rows, :src.shape[1]] = src[rows, :dst.shape[1]]
+                dst[:, :src.shape[1]] = src[:, :dst.shape[1]]
             else:
                 ok = np.flatnonzero(emap >= 0)
+                if name.startswith("eq_"):
+                    ok = np.intersect1d(ok, b._eq_keep)
                 vals = src[ok].copy()
                 if name in ("geom_size", "geom_rbound"):
                     off = (mi.geom_contype[ok] == 0) & (mi.geom_conaffinity[ok] == 0) & (
@@ -121,3 +129,20 @@ def push_models(b, models) -> None:
                     vals[off] = 1e-6 if name == "geom_size" else 0.0
                 dst[emap[ok], :vals.shape[1]] = vals[:, :dst.shape[1]]
         arr.assign(wp.array(host, dtype=arr.dtype, device=arr.device))
+    _push_mocap(b, models)
+
+
+def _push_mocap(b, models) -> None:
+    """Newton turns jointless bodies on the world (arm bases, the BusyBox panel) into mocap bodies whose pose is
+    MuJoCo-Warp *data*; a per-env body pose (BusyBox's layout) is written there."""
+    mocap = np.flatnonzero(b.mjm.body_mocapid >= 0)
+    if not len(mocap) or all(np.array_equal(mi.body_pos, b.model.body_pos) and
+                             np.array_equal(mi.body_quat, b.model.body_quat) for mi in models):
+        return
+    ids = b.mjm.body_mocapid[mocap]
+    pos, quat = b.mjw_data.mocap_pos.numpy().copy(), b.mjw_data.mocap_quat.numpy().copy()
+    for i, mi in enumerate(models):
+        pos[i, ids] = mi.body_pos[mocap]
+        quat[i, ids] = mi.body_quat[mocap]
+    b.mjw_data.mocap_pos.assign(pos.astype(np.float32))
+    b.mjw_data.mocap_quat.assign(quat.astype(np.float32))
