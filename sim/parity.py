@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 
 
+JOINT_TOL = 0.03  # rad: robot joints (arm + fingers) agree within this ...
+OBJECT_TOL = 0.015  # m: ... and free objects within this, for `agree_steps` control steps
+
+
 def _env(task: str, num_envs: int, seed: int, backend: str, device: str = "cpu"):
     from rho.tasks import get_task
 
@@ -85,7 +89,9 @@ def compare(ref: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     obj = [adr for _, adr in other["objects"]]
     obj_err = (np.stack([np.linalg.norm(a[..., k:k + 3] - b[..., k:k + 3], axis=-1) for k in obj], -1)
                .max(axis=(1, 2)) if obj else np.zeros(len(a)))
-    return {"steps": len(a) - 1, "joint_err_rad": joint_err, "object_err_m": obj_err,
+    bad = (joint_err > JOINT_TOL) | (obj_err > OBJECT_TOL)
+    agree = int(np.argmax(bad)) - 1 if bad.any() else len(a) - 1
+    return {"steps": len(a) - 1, "agree_steps": agree, "joint_err_rad": joint_err, "object_err_m": obj_err,
             "max_joint_err_rad": float(joint_err.max()), "max_object_err_m": float(obj_err.max()),
             "success_ref": np.asarray(ref["success"]).tolist(), "success_other": other["success"].tolist()}
 
