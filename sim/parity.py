@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-
 JOINT_TOL = 0.03  # rad: robot joints (arm + fingers) agree within this ...
 OBJECT_TOL = 0.015  # m: ... and free objects within this, for `agree_steps` control steps
 
