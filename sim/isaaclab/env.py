@@ -1,4 +1,4 @@
-"""Every rho task as an Isaac Lab 3.0 `DirectRLEnv` (kit-less, Newton + MuJoCo-Warp; PhysX preset with Isaac Sim).
+"""Every rho task as an Isaac Lab 3.0 `DirectRLEnv` (kit-less: Newton + MuJoCo-Warp, on a CPU or a CUDA GPU).
 
     import gymnasium as gym, torch
     import rho.sim.isaaclab.tasks  # registers Rho-<Task>-Direct-v0
@@ -18,8 +18,9 @@ backend, built with ``sim.backend=isaaclab`` and attached to this env's `Simulat
                         full observation dict (cameras, taxels) in extras["observations"]
 
 Actions are the task's 14-D actions (``action_mode``: ``ee_delta`` for the scripted experts, or ``joint_pos``).
-Cameras: with Isaac Sim (PhysX preset, RTX) Isaac Lab's TiledCamera can be added to the scene; kit-less on a CPU the
-task's cameras render with MuJoCo's renderer from the synchronised state (``task_overrides={"cameras": ...}``).
+Cameras: the task's cameras render with MuJoCo's renderer from the synchronised state (enable them with
+``task_overrides``); Isaac Lab's TiledCamera (RTX) and a PhysX preset need Isaac Sim 6.x and Kit, which these
+machines cannot run, so neither is provided.
 """
 
 from __future__ import annotations
@@ -58,18 +59,6 @@ class RhoEnvCfg(DirectRLEnvCfg):
     scene: InteractiveSceneCfg = InteractiveSceneCfg(num_envs=4, env_spacing=3.0, replicate_physics=False)
     njmax: int = 3000  # MuJoCo-Warp constraint rows per world
     nconmax: int = 1000  # MuJoCo-Warp contacts per world
-
-
-def physx_preset(cfg: RhoEnvCfg) -> RhoEnvCfg:
-    """The PhysX preset (needs Isaac Sim 6.x: ``pip install isaacsim[all]==6.2.*``): Isaac Lab's PhysxCfg physics.
-
-    Untested here (no Isaac Sim on the build machines); the task's MJCF is then imported by Isaac Sim's MJCF
-    importer (`isaaclab.sim.MjcfFileCfg`), which needs Kit.
-    """
-    from isaaclab_physx.physics import PhysxCfg
-
-    cfg.sim.physics = PhysxCfg()
-    return cfg
 
 
 class RhoDirectRLEnv(DirectRLEnv):
