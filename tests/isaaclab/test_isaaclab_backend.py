@@ -78,5 +78,5 @@ def test_datagen_on_isaaclab_backend(tmp_path):
     from rho.datagen.hdf5 import Dataset
 
     ds = Dataset(out)
-    assert ds.env_args["backend"] == "isaaclab"
-    assert len(ds) == 2
+    assert ds.env_args()["backend"] == "isaaclab"
+    assert len(ds.demos) == 2
