@@ -1,0 +1,106 @@
+"""Per-task pieces of RL experts: privileged observations and how a policy action becomes an env action.
+
+A residual spec wraps a task env and its scripted expert. Training (`RslRlVecEnv`) and deployment (`RlExpert`) both
+go through `env_action(obs, a)`, so a checkpoint acts in datagen exactly as it did in training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rho.tasks.agents.rsl_rl_cfg import ResidualCfg
+
+
+def _quats_to_mats(q: np.ndarray) -> np.ndarray:
+    from rho.tasks.plug_insertion import _quats_to_mats as f
+
+    return f(q)
+
+
+class PlugInsertionResidual:
+    """Plug insertion: the policy offsets the right arm's TCP target along the outlet axes, on top of the scripted
+    `PlugInsertionExpert`, while the expert's right arm is in one of `cfg.active_phases`.
+
+    Policy observations (`policy`, 40 floats, lengths in cm, forces in units of 5 N):
+        plug face in the outlet frame (3), insertion depth (1), plug rotation relative to the outlet (R − I, 9),
+        right TCP and its running target in the outlet frame (3 + 3), right pads' privileged net forces (2 × 3),
+        expert right-arm phase one-hot (8), strip held (1), previous action (3), plug type one-hot (3).
+    Critic-only observations (`critic`, 3): the expert's outlet-estimate error in the outlet frame (cm).
+    """
+
+    num_actions = 3
+    policy_dim = 40
+    critic_dim = 3
+
+    def __init__(self, env, expert, cfg: ResidualCfg):
+        from rho.tasks.plug_insertion import L_HOLD, RIGHT
+
+        if env.cfg.action.mode != "ee_delta":
+            raise ValueError(f"the plug-insertion residual acts in action.mode=ee_delta, got {env.cfg.action.mode!r}")
+        self.env, self.expert, self.cfg = env, expert, cfg
+        self._right, self._hold = RIGHT, L_HOLD
+        self.scale = np.asarray(cfg.scale, float)
+        self.active_phases = np.asarray(cfg.active_phases, int)
+        self.prev = np.zeros((env.num_envs, self.num_actions))  # last applied action in [-1, 1]
+
+    def reset(self, env_ids: np.ndarray | None = None) -> None:
+        """After the env started new episodes in `env_ids` (all when None): reset the expert and the action memory."""
+        ids = slice(None) if env_ids is None else np.asarray(env_ids, int)
+        self.expert.reset(None if env_ids is None else np.asarray(env_ids, int))
+        self.prev[ids] = 0.0
+
+    def active(self) -> np.ndarray:
+        """(n,) bool: where the residual is applied (the expert's right arm is in an active phase)."""
+        return np.isin(self.expert.phase[:, self._right], self.active_phases)
+
+    def _outlet(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        sock = obs["socket_pose"].astype(float)
+        return sock[:, :3], _quats_to_mats(sock[:, 3:])
+
+    def policy_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        env, n = self.env, self.env.num_envs
+        o, ro = self._outlet(obs)
+        rp = _quats_to_mats(obs["plug_pose"][:, 3:].astype(float))
+        rel_rot = np.einsum("nji,njk->nik", ro, rp) - np.eye(3)
+        tcp = np.einsum("nji,nj->ni", ro, obs["ee_pose"][:, self._right, :3] - o)
+        tgt = np.einsum("nji,nj->ni", ro, env.ee_target[:, self._right, :3] - o)
+        pads = env.pad_forces()[:, 2:4].reshape(n, 6) / 5.0
+        phase = np.eye(8)[np.clip(self.expert.phase[:, self._right], 0, 7)]
+        held = (self.expert.phase[:, 0] == self._hold)[:, None]
+        parts = [100 * obs["plug_in_socket"], 100 * obs["insertion_depth"], rel_rot.reshape(n, 9), 100 * tcp,
+                 100 * tgt, pads, phase, held, self.prev, obs["plug_type"]]
+        return np.concatenate(parts, axis=1, dtype=np.float32)
+
+    def critic_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return (100 * self.expert.error).astype(np.float32)
+
+    def env_action(self, obs: dict[str, np.ndarray], action: np.ndarray) -> np.ndarray:
+        """(n, 14) ee_delta action: the scripted expert's, plus the residual where active. `action` (n, 3) is
+        clipped to [-1, 1] and remembered as the previous action."""
+        a = np.clip(np.asarray(action, float), -1.0, 1.0)
+        base = self.expert.act(obs)
+        on = self.active()
+        a = np.where(on[:, None], a, 0.0)
+        if self.cfg.enabled:
+            _, ro = self._outlet(obs)
+            offset = np.einsum("nij,nj->ni", ro, a * self.scale)  # outlet frame → world (m)
+            base[:, 7:10] += offset  # right arm translation (arm 1: dims 7..13)
+        self.prev = a
+        return base
+
+    def summary(self) -> dict[str, Any]:
+        return {"num_actions": self.num_actions, "policy_dim": self.policy_dim, "critic_dim": self.critic_dim}
+
+
+RESIDUALS: dict[str, type] = {"plug_insertion": PlugInsertionResidual, "plug_insertion_occluded": PlugInsertionResidual}
+
+
+def residual_for(task: str) -> type:
+    """The residual spec class of a task; a task without one fails with the list of tasks that have one."""
+    if task not in RESIDUALS:
+        raise ValueError(f"task {task!r} has no RL expert spec; RL training supports {sorted(RESIDUALS)}. Fix: pick "
+                         "one of those, or add a residual spec to rho.tasks.rl.residual.RESIDUALS and an agent "
+                         "config to rho.tasks.agents.AGENT_CFGS")
+    return RESIDUALS[task]
