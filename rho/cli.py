@@ -25,6 +25,8 @@
                 env.clearance=0.0002 ...] [--resume] [--json]                      PPO (rsl-rl) RL expert, residual
     rho rl play checkpoint=<run dir|.pt> [episodes=8 out=runs/rl/play env.clearance=...] [--json]
                                                                                   render episodes, report success
+    rho rl curve run=<run dir> [episodes=50 num_envs=10 every=1 baseline=true] [--json]
+                                                                                  checkpoints on fixed episodes → png
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho bench policy [--json] [threads=1 repeats=30]                              prefix / expert latency, Hz
@@ -257,8 +259,8 @@ def cmd_train(args: list[str]) -> int:
 
 def cmd_rl(args: list[str]) -> int:
     sub = args[0] if args else ""
-    if sub not in ("train", "play"):
-        print("usage: rho rl train|play key=value ... (see rho --help)", file=sys.stderr)
+    if sub not in ("train", "play", "curve"):
+        print("usage: rho rl train|play|curve key=value ... (see rho --help)", file=sys.stderr)
         return 2
     overrides, flags = parse_cli(args[1:])
     if sub == "train":
@@ -272,6 +274,12 @@ def cmd_rl(args: list[str]) -> int:
             return 0
         summary = train(cfg, progress="--quiet" not in flags)
         print(json.dumps(summary) if "--json" in flags else describe(summary))
+        return 0
+    if sub == "curve":
+        from rho.tasks.rl.curve import curve, describe, load_curve_config
+
+        out = curve(load_curve_config(overrides), progress="--quiet" not in flags and "--json" not in flags)
+        print(json.dumps(out) if "--json" in flags else describe(out))
         return 0
     from rho.tasks.rl.play import describe as describe_play
     from rho.tasks.rl.play import load_play_config, play

@@ -26,7 +26,7 @@ pytest.importorskip("rsl_rl")
 TINY = ["agent.num_envs=2", "agent.num_steps_per_env=8", "agent.algorithm.num_mini_batches=2",
         "agent.algorithm.num_learning_epochs=1", "agent.save_interval=1", "env.episode_length_s=0.3",
         # an untrained policy's offsets stay well inside the 0.5 mm per side play, so its demos succeed
-        "agent.residual.scale=[0.0001,0.0001,0.0001]"]
+        "agent.residual.mode=offset", "agent.residual.scale=[0.0001,0.0001,0.0001]"]
 
 
 def _train(out, iterations: int, *extra: str, resume: bool = False):
@@ -57,9 +57,9 @@ def test_vecenv_shapes_dtypes_and_resets():
     obs = venv.get_observations()
     assert obs["policy"].shape == (2, venv.spec.policy_dim) and obs["policy"].dtype == torch.float32
     assert obs["critic"].shape == (2, venv.spec.critic_dim)
-    assert venv.num_actions == 3 and venv.max_episode_length == 5  # 0.1 s at 50 Hz
+    assert venv.num_actions == 2 and venv.max_episode_length == 5  # lateral mode; 0.1 s at 50 Hz
     for t in range(5):
-        obs, rew, dones, extras = venv.step(torch.full((2, 3), 0.5))
+        obs, rew, dones, extras = venv.step(torch.full((2, 2), 0.5))
         assert rew.shape == (2,) and rew.dtype == torch.float32 and torch.isfinite(rew).all()
         assert dones.dtype == torch.bool and extras["time_outs"].shape == (2,)
         assert "/reward/insert" in extras["log"]
@@ -70,24 +70,43 @@ def test_vecenv_shapes_dtypes_and_resets():
     assert (venv.spec.prev == 0).all() and (venv.expert.phase == 0).all()
     assert venv.episodes == 2 and venv.successes == 0
     assert [ok for ok, _ in venv.drain_finished()] == [False, False]
-    with pytest.raises(ValueError, match=r"actions must have shape \(2, 3\)"):
-        venv.step(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 2\)"):
+        venv.step(torch.zeros(2, 3))
 
 
-def test_residual_is_zero_outside_active_phases_and_bounded():
-    venv = _venv(num_envs=1, episode_length_s=1.0)
-    spec, obs = venv.spec, venv.env._obs
-    base = make_expert("scripted", venv.env)
-    spec.expert.phase[0, RIGHT] = 0  # approaching the plug: scripted only
-    a = spec.env_action(obs, np.full((1, 3), 5.0))
-    assert (spec.prev == 0).all()
-    assert np.allclose(a, base.act(obs))
-    spec.expert.phase[0, RIGHT] = base.phase[0, RIGHT] = 5  # inserting: the residual offsets the right arm
-    a_res = spec.env_action(obs, np.full((1, 3), 5.0))
+def _outlet_frame(obs) -> np.ndarray:
+    from rho.tasks.plug_insertion import _quats_to_mats
+
+    return _quats_to_mats(obs["socket_pose"][:, 3:].astype(float))[0]
+
+
+@pytest.mark.parametrize("mode", ["lateral", "offset"])
+def test_policy_acts_only_in_active_phases_and_within_bounds(mode):
+    from rho.tasks.agents.rsl_rl_cfg import ResidualCfg
+    from rho.tasks.rl.residual import PlugInsertionResidual
+
+    cfg = PlugInsertionCfg(num_envs=1, cameras={})
+    cfg.action.mode = "ee_delta"
+    env = make_env("plug_insertion", cfg)
+    obs, _ = env.reset(seed=0)
+    spec = PlugInsertionResidual(env, make_expert("scripted", env), ResidualCfg(mode=mode))
+    base = make_expert("scripted", env)
+    k = spec.num_actions
+    assert k == (2 if mode == "lateral" else 3) and spec.policy_dim == 37 + k
+    a = spec.env_action(obs, np.full((1, k), 5.0))  # approaching the plug: the expert alone
+    assert (spec.prev == 0).all() and np.allclose(a, base.act(obs))
+    spec.expert.phase[0, RIGHT] = base.phase[0, RIGHT] = 5  # pushing: the policy acts
+    a = spec.env_action(obs, np.full((1, k), 5.0))
     ref = base.act(obs)
     assert (spec.prev == 1.0).all()  # clipped to [-1, 1]
-    assert np.allclose(a_res[:, :7], ref[:, :7]) and np.allclose(a_res[:, 10:], ref[:, 10:])
-    assert np.linalg.norm(a_res[0, 7:10] - ref[0, 7:10]) == pytest.approx(np.sqrt(3) * 0.0025, rel=1e-6)
+    assert np.allclose(a[:, :7], ref[:, :7]) and np.allclose(a[:, 10:], ref[:, 10:])  # left arm, rotation, grip
+    ro = _outlet_frame(obs)
+    local, local_ref = ro.T @ a[0, 7:10], ro.T @ ref[0, 7:10]
+    if mode == "lateral":  # y, z replaced by the policy's step (m), x left to the expert's push
+        assert local[0] == pytest.approx(local_ref[0], abs=1e-9)
+        assert local[1:] == pytest.approx([0.0005, 0.0005], abs=1e-9)
+    else:
+        assert local - local_ref == pytest.approx([0.0025] * 3, abs=1e-9)
 
 
 def test_train_writes_checkpoints_logs_and_config(run):

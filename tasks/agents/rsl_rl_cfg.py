@@ -49,13 +49,20 @@ class PPOCfg:
 
 @dataclass
 class ResidualCfg:
-    """Residual RL on top of the task's scripted expert: the policy's action a ∈ [-1, 1]^3 offsets the right arm's
-    TCP target by `scale` · a (m) along the target outlet's axes (x out of the face, y, z across it), added to the
-    scripted expert's ee_delta action while the expert is in one of `active_phases` (its right-arm phase
-    numbers; the grasp and transport before them stay scripted)."""
+    """How the policy's action a (each component in [-1, 1]) enters the scripted expert's ee_delta action while the
+    expert's right arm is in one of `active_phases` (its right-arm phase numbers; before them — grasps, lift,
+    carry — the expert acts alone). Axes are the target outlet's: x out of the face, y and z across it.
+
+    lateral: a ∈ [-1, 1]² replaces the right arm's y, z translation per control step by `lateral_step`·a (m): the
+             policy steers the plug across the face while the expert keeps the force-regulated push along x, the
+             orientation and the grip (its own lateral search is overridden)
+    offset:  a ∈ [-1, 1]³ offsets the right arm's TCP target by `scale`·a (m) on top of everything the expert does
+    """
 
     enabled: bool = True
-    scale: tuple[float, float, float] = (0.0025, 0.0025, 0.0025)  # m per unit action, outlet x, y, z
+    mode: Literal["lateral", "offset"] = "lateral"
+    lateral_step: float = 0.0005  # lateral: most TCP travel across the face per control step (m)
+    scale: tuple[float, float, float] = (0.0025, 0.0025, 0.0025)  # offset: m per unit action, outlet x, y, z
     # R_INSERT, R_SEARCH, R_RETREAT: from the push on; while carrying (R_CARRY) the expert waits to be within 1.5 mm
     # of its pre-insertion point, which an offset could hold it away from
     active_phases: list[int] = field(default_factory=lambda: [5, 6, 7])
@@ -107,6 +114,8 @@ class RunnerCfg:
             out.append(f"distribution.init_std must be > 0, got {self.distribution.init_std}")
         if any(s <= 0 for s in self.residual.scale):
             out.append(f"residual.scale must be > 0 m on every axis, got {list(self.residual.scale)}")
+        if self.residual.lateral_step <= 0:
+            out.append(f"residual.lateral_step must be > 0 m, got {self.residual.lateral_step}")
         return out
 
     def to_rsl_rl(self) -> dict[str, Any]:

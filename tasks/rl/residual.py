@@ -20,18 +20,17 @@ def _quats_to_mats(q: np.ndarray) -> np.ndarray:
 
 
 class PlugInsertionResidual:
-    """Plug insertion: the policy offsets the right arm's TCP target along the outlet axes, on top of the scripted
-    `PlugInsertionExpert`, while the expert's right arm is in one of `cfg.active_phases`.
+    """Plug insertion over the scripted `PlugInsertionExpert`, while the expert's right arm is in one of
+    `cfg.active_phases`: mode `lateral` — the policy steers the plug across the outlet face (y, z), the expert pushes
+    along it; mode `offset` — the policy offsets the right arm's TCP target along the outlet axes (see `ResidualCfg`).
 
-    Policy observations (`policy`, 40 floats, lengths in cm, forces in units of 5 N):
+    Policy observations (`policy`, 37 + num_actions floats; lengths in cm, forces in units of 5 N):
         plug face in the outlet frame (3), insertion depth (1), plug rotation relative to the outlet (R − I, 9),
         right TCP and its running target in the outlet frame (3 + 3), right pads' privileged net forces (2 × 3),
-        expert right-arm phase one-hot (8), strip held (1), previous action (3), plug type one-hot (3).
+        expert right-arm phase one-hot (8), strip held (1), previous action (num_actions), plug type one-hot (3).
     Critic-only observations (`critic`, 3): the expert's outlet-estimate error in the outlet frame (cm).
     """
 
-    num_actions = 3
-    policy_dim = 40
     critic_dim = 3
 
     def __init__(self, env, expert, cfg: ResidualCfg):
@@ -40,6 +39,8 @@ class PlugInsertionResidual:
         if env.cfg.action.mode != "ee_delta":
             raise ValueError(f"the plug-insertion residual acts in action.mode=ee_delta, got {env.cfg.action.mode!r}")
         self.env, self.expert, self.cfg = env, expert, cfg
+        self.num_actions = 2 if cfg.mode == "lateral" else 3
+        self.policy_dim = 37 + self.num_actions
         self._right, self._hold = RIGHT, L_HOLD
         self.scale = np.asarray(cfg.scale, float)
         self.active_phases = np.asarray(cfg.active_phases, int)
@@ -85,8 +86,13 @@ class PlugInsertionResidual:
         a = np.where(on[:, None], a, 0.0)
         if self.cfg.enabled:
             _, ro = self._outlet(obs)
-            offset = np.einsum("nij,nj->ni", ro, a * self.scale)  # outlet frame → world (m)
-            base[:, 7:10] += offset  # right arm translation (arm 1: dims 7..13)
+            move = base[:, 7:10]  # right arm translation (arm 1: dims 7..13), world (m)
+            if self.cfg.mode == "offset":
+                move += np.einsum("nij,nj->ni", ro, a * self.scale)  # outlet frame → world
+            else:
+                local = np.einsum("nji,nj->ni", ro, move)
+                local[:, 1:] = np.where(on[:, None], a * self.cfg.lateral_step, local[:, 1:])
+                move[:] = np.einsum("nij,nj->ni", ro, local)
         self.prev = a
         return base
 
