@@ -92,7 +92,7 @@ def test_policy_acts_only_in_active_phases_and_within_bounds(mode):
     spec = PlugInsertionResidual(env, make_expert("scripted", env), ResidualCfg(mode=mode))
     base = make_expert("scripted", env)
     k = spec.num_actions
-    assert k == (2 if mode == "lateral" else 3) and spec.policy_dim == 37 + k
+    assert k == (2 if mode == "lateral" else 3) and spec.policy_dim == 10 + k
     a = spec.env_action(obs, np.full((1, k), 5.0))  # approaching the plug: the expert alone
     assert (spec.prev == 0).all() and np.allclose(a, base.act(obs))
     spec.expert.phase[0, RIGHT] = base.phase[0, RIGHT] = 5  # pushing: the policy acts

@@ -15,7 +15,9 @@ from typing import Any, Literal
 class DistributionCfg:
     """Gaussian action noise of the actor."""
 
-    init_std: float = 0.3  # initial standard deviation, in units of the (normalised, [-1, 1]) action
+    # initial standard deviation, in units of the (normalised, [-1, 1]) action; in lateral mode the action is a
+    # velocity, so the noise integrates: 0.15 × 0.5 mm per step keeps the plug's random walk well under a mm
+    init_std: float = 0.15
     std_type: Literal["scalar", "log"] = "scalar"
 
 
@@ -70,7 +72,8 @@ class ResidualCfg:
 
 @dataclass
 class RewardCfg:
-    """How the task's dense reward terms (`env._get_rewards`) make the RL reward.
+    """How the task's dense reward terms (`env._get_rewards`), and the residual spec's shaping terms, make the RL
+    reward.
 
     potential: terms used as potentials Φ; the step reward is w·(γ·Φ(s') − Φ(s)) (shaping that leaves the optimal
                policy unchanged, so holding the plug just short of seated pays nothing — summing such terms
@@ -78,7 +81,8 @@ class RewardCfg:
     step:      terms added per step with their weight (the success bonus, the strip-moved penalty)
     """
 
-    potential: dict[str, float] = field(default_factory=lambda: {"approach": 1.0, "align": 1.0, "insert": 1.0})
+    potential: dict[str, float] = field(default_factory=lambda: {"approach": 1.0, "align": 1.0, "insert": 1.0,
+                                                                 "lateral": 1.0})
     step: dict[str, float] = field(default_factory=lambda: {"success": 2.0, "strip_moved": 0.1})
     action_penalty: float = 0.01  # × mean squared action per step
 

@@ -217,6 +217,7 @@ def train(cfg, progress: bool = True) -> dict[str, Any]:
                    "episode_length": float(np.mean([n for _, n in fin])) if fin else None,
                    "mean_step_reward": float(np.mean(rewards)),
                    "action_std": float(alg.get_policy().output_std.detach().mean()),
+                   "learning_rate": float(alg.learning_rate),
                    **{f"loss/{k}": float(v) for k, v in losses.items() if v is not None}}
             log.write(json.dumps(row) + "\n")
             log.flush()

@@ -4,6 +4,7 @@ Observations are a `TensorDict` with groups `policy` (what the actor sees) and `
 the value function); rewards are built from the task's dense reward terms as `RewardCfg` says; `dones` are
 terminated | truncated, with `extras["time_outs"]` the truncations (rsl-rl bootstraps those). The env autoresets
 finished envs in the same step, so the observation returned for a done env is its new episode's first one.
+Besides the task's terms, the residual spec may add shaping terms of its own (`shaping_terms`).
 `extras["log"]` carries per-step means of the reward terms (namespaced "/reward/...") and, when episodes
 finished, their success rate ("/episode/success").
 """
@@ -41,7 +42,7 @@ class RslRlVecEnv(VecEnv):
         self.gamma = agent.algorithm.gamma
         self._obs, _ = env.reset(seed=agent.seed)
         self.spec.reset(None)
-        self._phi = self._potential(self._terms_now())
+        self._phi = self._potential(self._terms_now(self._obs))
         self.episodes = 0  # finished episodes since construction
         self.successes = 0
         self.env_steps = 0  # env steps taken (all envs)
@@ -67,7 +68,8 @@ class RslRlVecEnv(VecEnv):
         applied = self.spec.prev.copy()
         obs, _, term, trunc, info = self.env.step(env_action)
         done = term | trunc
-        terms = info["reward_terms"]
+        final = info.get("final_obs", obs)  # finished envs: the state they finished in (obs is the next episode's)
+        terms = {**info["reward_terms"], **self.spec.shaping_terms(final)}
         phi_next = self._potential(terms)
         rc = self.agent.reward
         reward = self.gamma * phi_next - self._phi
@@ -80,7 +82,7 @@ class RslRlVecEnv(VecEnv):
             fin = info["final_info"]
             self.spec.reset(ids)
             self._phi = phi_next.copy()
-            self._phi[ids] = self._potential(self._terms_now())[ids]  # the new episodes' first state
+            self._phi[ids] = self._potential(self._terms_now(obs))[ids]  # the new episodes' first state
             ok = fin["success"][ids].astype(bool)
             self.episodes += len(ids)
             self.successes += int(ok.sum())
@@ -95,8 +97,8 @@ class RslRlVecEnv(VecEnv):
                 torch.as_tensor(done, device=self.device), extras)
 
     # ------------------------------------------------------------------ helpers
-    def _terms_now(self) -> dict[str, np.ndarray]:
-        return self.env._get_rewards(self.env.evaluate())
+    def _terms_now(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**self.env._get_rewards(self.env.evaluate()), **self.spec.shaping_terms(obs)}
 
     def _potential(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         phi = np.zeros(self.num_envs)
