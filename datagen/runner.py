@@ -54,6 +54,7 @@ class DatagenCfg:
     resume: bool = False  # continue an interrupted run in `out` (also --resume)
     launcher: Literal["local", "ray"] = "local"  # worker processes on this machine, or Ray tasks on a cluster
     ray_address: str | None = None  # launcher=ray: cluster address ("auto" to join; None starts a local cluster)
+    expert: str = "scripted"  # the task's scripted expert, or rl:<checkpoint> (a `rho rl train` run dir or .pt)
     env: Any = None
 
     def validate(self) -> list[str]:
@@ -63,7 +64,29 @@ class DatagenCfg:
                 out.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_attempts < 0:
             out.append(f"max_attempts must be >= 0, got {self.max_attempts}")
+        if self.expert != "scripted" and not self.expert.startswith("rl:"):
+            out.append(f"expert must be 'scripted' or 'rl:<checkpoint>' (a `rho rl train` out directory or a "
+                       f"model_<it>.pt), got {self.expert!r}")
+        elif self.expert.startswith("rl:"):
+            out += _rl_expert_problems(self.expert, self.task)
         return out
+
+
+def _rl_expert_problems(spec: str, task: str) -> list[str]:
+    """Problems with an `rl:<checkpoint>` expert for `task`, found before any env is built."""
+    from rho.tasks.rl.expert import checkpoint_task
+
+    path = spec[3:]
+    if not path:
+        return ["expert=rl: needs a checkpoint, e.g. expert=rl:runs/rl/plug (a `rho rl train` out directory)"]
+    try:
+        trained = checkpoint_task(path)
+    except (FileNotFoundError, ValueError) as e:
+        return [f"expert={spec}: {e}"]
+    if trained != task:
+        return [f"expert={spec}: the checkpoint was trained on task {trained!r}, not task={task!r}. Fix: "
+                f"task={trained}, or a checkpoint trained on {task!r}"]
+    return []
 
 
 def datagen_schema(task: str) -> type:
@@ -122,19 +145,25 @@ def _env_for(cfg: DatagenCfg):
     if entry.expert_cls is None:
         raise ValueError(f"task {entry.name!r} has no scripted expert to generate demos with")
     env_cfg = dataclasses.replace(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)
-    env_cfg.action = dataclasses.replace(env_cfg.action, mode=entry.expert_action_mode)
+    from rho.tasks.rl.expert import action_mode_of
+
+    env_cfg.action = dataclasses.replace(env_cfg.action, mode=action_mode_of(cfg.expert, entry.expert_action_mode))
     per_step = round(env_cfg.touch.rate_hz / env_cfg.sim.control_hz) if env_cfg.touch.enabled else 1
     env_cfg.touch = dataclasses.replace(env_cfg.touch, history=max(env_cfg.touch.history, per_step))
     return entry, entry.env_cls(env_cfg)
 
 
-def env_args(cfg: DatagenCfg, env, entry) -> dict[str, Any]:
-    """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert."""
-    return {"task": entry.name, "gym_id": entry.gym_id, "backend": env.cfg.sim.backend,
-            "env_config": config_to_dict(env.cfg),
-            "obs_spec": json.loads(env.obs_spec.to_json()), "expert": entry.expert_cls.name,
-            "expert_version": entry.expert_cls.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz,
-            "touch_contact_expected": entry.env_cls.touch_contact_expected}
+def env_args(cfg: DatagenCfg, env, entry, expert: Any = None) -> dict[str, Any]:
+    """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert (and,
+    for an RL expert, its checkpoint: path, sha256, iteration, the scripted expert it builds on)."""
+    expert = entry.expert_cls if expert is None else expert
+    out = {"task": entry.name, "gym_id": entry.gym_id, "backend": env.cfg.sim.backend, "env_config": config_to_dict(env.cfg),
+           "obs_spec": json.loads(env.obs_spec.to_json()), "expert": expert.name,
+           "expert_version": expert.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz,
+           "touch_contact_expected": entry.env_cls.touch_contact_expected}
+    if hasattr(expert, "describe"):
+        out["expert_rl"] = expert.describe()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ production
@@ -144,11 +173,13 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
     report(attempt, success, kept, shard) is called for every finished attempt; stop() says when to quit.
     Returns timings: loop_s (stepping, recording, writing) and write_s (HDF5 writes alone).
     """
+    from rho.tasks.rl.expert import make_expert
+
     entry, env = _env_for(cfg)
-    expert = entry.expert_cls(env)
+    expert = make_expert(cfg.expert, env)
     task_meta = {"task": entry.name, "expert": expert.name, "expert_version": expert.version, "source": "sim",
                  "backend": env.cfg.sim.backend, "worker": worker}
-    args = env_args(cfg, env, entry)
+    args = env_args(cfg, env, entry, expert)
     attempts = (k for k in _count(worker, cfg.workers) if k not in done)
     pending: dict[int, int] = {}  # env slot → attempt of the episode the env just reset it to
 

@@ -133,8 +133,8 @@ class Evaluation:
 def _planning_policy(policy: Any) -> Any:
     """The policy object whose hooks decide what can run: built-ins are cheap to build; a trained policy directory
     is not loaded in the driver (its workers load it)."""
-    if isinstance(policy, str) and policy in ("expert", "random"):
-        return load_policy(policy)
+    if isinstance(policy, str) and (policy in ("expert", "random") or policy.startswith("rl:")):
+        return load_policy(policy)  # cheap: an RL checkpoint is a small file
     return policy if not isinstance(policy, str) else None
 
 

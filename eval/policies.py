@@ -14,7 +14,8 @@ Optional hooks, looked up by name (a policy without them gets the defaults):
     supports(task) -> str | None                     why it cannot run a task (the cell is skipped), or None
     bind(env) -> None                                called with each env it will drive, before its first reset
 
-`load_policy("expert" | "random" | <dir>)` builds one; `<dir>` loads `rho.policy.inference.Policy.load(dir)`.
+`load_policy("expert" | "random" | "rl:<checkpoint>" | <dir>)` builds one; `rl:<checkpoint>` is an RL expert of
+`rho rl train` (`RlExpertPolicy`); `<dir>` loads `rho.policy.inference.Policy.load(dir)`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,48 @@ class ExpertPolicy:
             self._expert.reset(np.asarray(env_ids))
 
 
+class RlExpertPolicy:
+    """An RL expert checkpoint (`rho rl train`) behind the protocol: it drives only the task it trained on, in the
+    action mode it trained in, from privileged state (cameras off)."""
+
+    def __init__(self, checkpoint: str):
+        from rho.tasks.rl.expert import load_checkpoint
+
+        self.checkpoint = checkpoint
+        _, _, meta = load_checkpoint(checkpoint)
+        self.task, self.mode = meta["task"], meta["action_mode"]
+        self.name = f"rl:{self.task}@it{meta['iteration']}"
+        self._expert: Any = None
+
+    def supports(self, task: str) -> str | None:
+        from rho.tasks import get_task
+
+        if get_task(task).name != self.task:
+            return f"RL checkpoint {self.checkpoint} drives {self.task!r}, not {task!r}"
+        return None
+
+    def action_mode_for(self, task: str) -> str:
+        return self.mode
+
+    def env_overrides(self, task: str) -> dict[str, Any]:
+        return {"cameras": {}}
+
+    def bind(self, env) -> None:
+        from rho.tasks.rl.expert import RlExpert
+
+        self._expert = RlExpert(env, self.checkpoint)
+        self.name = f"rl:{self._expert.name}@{self._expert.version}"
+
+    def act(self, obs: dict[str, np.ndarray], instruction: list[str]) -> np.ndarray:
+        if self._expert is None:
+            raise RuntimeError("RlExpertPolicy.act before bind(env): the expert needs the env it drives")
+        return self._expert.act(obs)
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        if self._expert is not None:
+            self._expert.reset(np.asarray(env_ids))
+
+
 class RandomPolicy:
     """Actions uniform in the env's action space. Each episode draws from its own generator, seeded from
     (seed, episode seed), so an episode's actions do not depend on which batch slot it ran in."""
@@ -115,6 +158,8 @@ def load_policy(spec: str) -> Any:
         return ExpertPolicy()
     if spec == "random":
         return RandomPolicy()
+    if spec.startswith("rl:"):
+        return RlExpertPolicy(spec[3:])
     path = Path(spec)
     if not path.is_dir():
         raise FileNotFoundError(f"policy {spec!r}: expected 'expert', 'random' or a trained policy directory; "
@@ -129,6 +174,8 @@ def load_policy(spec: str) -> Any:
 
 def policy_name(policy: Any) -> str:
     if isinstance(policy, str):
+        if policy.startswith("rl:"):
+            return "rl_" + (Path(policy[3:]).name or policy[3:])
         return policy if policy in ("expert", "random") else Path(policy).name or policy
     return str(getattr(policy, "name", type(policy).__name__))
 

@@ -94,7 +94,7 @@ class SuiteCfg:
 class EvalCfg(SuiteCfg):
     """`rho eval`: a suite plus the policy to evaluate and where the report goes."""
 
-    policy: str = "expert"  # expert | random | a trained policy directory (rho.policy.inference.Policy.load)
+    policy: str = "expert"  # expert | random | rl:<checkpoint> | a trained policy directory (Policy.load)
     suite: str = "smoke"  # a bundled suite (configs/eval/<name>.yaml) or a path to a suite YAML
     out: str = "runs/eval"  # report directory
 

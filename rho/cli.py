@@ -21,6 +21,12 @@
              [episodes=… workers=… num_envs=… launcher=local|ray tasks=[…] levels=[…]] [--json]   closed-loop suites
     rho eval compare <report A> <report B> [alpha=0.05 test=fisher|z|mcnemar] [--json]  significance per task/level
     rho eval suites                                                               bundled suites
+    rho rl train task=plug_insertion out=runs/rl/plug [agent.max_iterations=300 agent.num_envs=16
+                env.clearance=0.0002 ...] [--resume] [--json]                      PPO (rsl-rl) RL expert, residual
+    rho rl play checkpoint=<run dir|.pt> [episodes=8 out=runs/rl/play env.clearance=...] [--json]
+                                                                                  render episodes, report success
+    rho rl curve run=<run dir> [episodes=50 num_envs=10 every=1 baseline=true] [--json]
+                                                                                  checkpoints on fixed episodes → png
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho bench policy [--json] [threads=1 repeats=30]                              prefix / expert latency, Hz
@@ -263,6 +269,39 @@ def cmd_train(args: list[str]) -> int:
     return 0
 
 
+def cmd_rl(args: list[str]) -> int:
+    sub = args[0] if args else ""
+    if sub not in ("train", "play", "curve"):
+        print("usage: rho rl train|play|curve key=value ... (see rho --help)", file=sys.stderr)
+        return 2
+    overrides, flags = parse_cli(args[1:])
+    if sub == "train":
+        from rho.tasks.rl.train import describe, load_train_config, train
+
+        if "--resume" in flags:
+            overrides.append("resume=true")
+        cfg = load_train_config(overrides)
+        if "--print-config" in flags:
+            print(config_to_yaml(cfg))
+            return 0
+        summary = train(cfg, progress="--quiet" not in flags)
+        print(json.dumps(summary) if "--json" in flags else describe(summary))
+        return 0
+    if sub == "curve":
+        from rho.tasks.rl.curve import curve, describe, load_curve_config
+
+        out = curve(load_curve_config(overrides), progress="--quiet" not in flags and "--json" not in flags)
+        print(json.dumps(out) if "--json" in flags else describe(out))
+        return 0
+    from rho.tasks.rl.play import describe as describe_play
+    from rho.tasks.rl.play import load_play_config, play
+
+    cfg = load_play_config(overrides)
+    summary = play(cfg, progress="--quiet" not in flags and "--json" not in flags)
+    print(json.dumps(summary) if "--json" in flags else describe_play(summary))
+    return 0
+
+
 def cmd_eval(args: list[str]) -> int:
     from rho.eval.cli import cmd_eval as run
 
@@ -271,7 +310,7 @@ def cmd_eval(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
                                                    "datagen": cmd_datagen, "dataset": cmd_dataset, "train": cmd_train,
-                                                   "eval": cmd_eval, "bench": cmd_bench}
+                                                   "eval": cmd_eval, "bench": cmd_bench, "rl": cmd_rl}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
