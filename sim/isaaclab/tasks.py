@@ -10,16 +10,17 @@ has one, ``rsl_rl_cfg_entry_point`` (its PPO agents config in `rho.tasks.agents`
 
 from __future__ import annotations
 
-import importlib.util
-
 import gymnasium as gym
 from isaaclab.utils import configclass
 
 from rho.tasks import ALL_TASKS
+from rho.tasks.agents import AGENT_CFGS
 
 from .env import RhoEnvCfg
 
 ISAACLAB_IDS: dict[str, str] = {}
+
+
 
 
 def _camel(name: str) -> str:
@@ -33,9 +34,8 @@ for _name in ALL_TASKS:
     globals()[_cls_name] = _cfg_cls
     _gym_id = f"Rho-{_camel(_name)}-Direct-v0"
     _kwargs = {"env_cfg_entry_point": f"{__name__}:{_cls_name}"}
-    _agents = f"rho.tasks.agents.{_name}_rsl_rl_ppo"
-    if importlib.util.find_spec("rho.tasks.agents") and importlib.util.find_spec(_agents):
-        _kwargs["rsl_rl_cfg_entry_point"] = f"{_agents}:PPORunnerCfg"
+    if _name in AGENT_CFGS:
+        _kwargs["rsl_rl_cfg_entry_point"] = AGENT_CFGS[_name]
     if _gym_id not in gym.registry:
         gym.register(id=_gym_id, entry_point="rho.sim.isaaclab.env:RhoDirectRLEnv", disable_env_checker=True,
                      kwargs=_kwargs)
