@@ -811,6 +811,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if hasattr(self.batch, "close"):  # the isaaclab backend releases its simulation context
+            self.batch.close()
 
     @property
     def dt(self) -> float:

@@ -139,6 +139,7 @@ class IsaacLabBatch:
         self._models = [model] * n
         self._ready = False
         self._solver_kw = solver_cfg_for(model, njmax, nconmax)
+        self._attached = attach
         if attach:
             self.sim = il["SimulationContext"].instance()
             if self.sim is None:
@@ -402,8 +403,16 @@ class IsaacLabBatch:
                              s["slots"], s["contacts_adr"], s["net_adr"])
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        """Drop the scene callback and, when this batch owns the simulation, stop it and release Isaac Lab's
+        SimulationContext singleton (so another env can be built in this process)."""
+        if getattr(self, "_cb", None) is not None:
+            self._il["PhysicsManager"].deregister_callback(self._cb)
+            self._cb = None
+        if not self._attached and self.sim is not None:
+            with contextlib.suppress(Exception):
+                self.sim.stop()
             self.sim.clear_instance()
+            self.sim = None
 
 
 class _StateView:
