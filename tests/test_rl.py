@@ -92,7 +92,7 @@ def test_policy_acts_only_in_active_phases_and_within_bounds(mode):
     spec = PlugInsertionResidual(env, make_expert("scripted", env), ResidualCfg(mode=mode))
     base = make_expert("scripted", env)
     k = spec.num_actions
-    assert k == (2 if mode == "lateral" else 3) and spec.policy_dim == 10 + k
+    assert k == (2 if mode == "lateral" else 3) and spec.policy_dim == 12 + k
     a = spec.env_action(obs, np.full((1, k), 5.0))  # approaching the plug: the expert alone
     assert (spec.prev == 0).all() and np.allclose(a, base.act(obs))
     spec.expert.phase[0, RIGHT] = base.phase[0, RIGHT] = 5  # pushing: the policy acts
@@ -102,11 +102,27 @@ def test_policy_acts_only_in_active_phases_and_within_bounds(mode):
     assert np.allclose(a[:, :7], ref[:, :7]) and np.allclose(a[:, 10:], ref[:, 10:])  # left arm, rotation, grip
     ro = _outlet_frame(obs)
     local, local_ref = ro.T @ a[0, 7:10], ro.T @ ref[0, 7:10]
-    if mode == "lateral":  # y, z replaced by the policy's step (m), x left to the expert's push
+    if mode == "lateral":  # y, z replaced by the policy's step (m), kept in the box; x left to the expert's push
         assert local[0] == pytest.approx(local_ref[0], abs=1e-9)
-        assert local[1:] == pytest.approx([0.0005, 0.0005], abs=1e-9)
+        est = obs["plug_in_socket"][0, 1:].astype(float) - spec.expert.error[0, 1:]
+        assert local[1:] == pytest.approx(np.clip(est + 0.0005, -0.003, 0.003) - est, abs=1e-9)
+        near = {**obs, "plug_in_socket": np.r_[obs["plug_in_socket"][0, 0], spec.expert.error[0, 1:]][None]}
+        a = spec.env_action(near, np.full((1, k), 1.0))  # on the estimated axis: a free step of 0.5 mm
+        assert (_outlet_frame(obs).T @ a[0, 7:10])[1:] == pytest.approx([0.0005, 0.0005], abs=1e-9)
     else:
         assert local - local_ref == pytest.approx([0.0025] * 3, abs=1e-9)
+
+
+def test_unknown_reward_terms_fail_clearly():
+    from rho.tasks.agents.plug_insertion_rsl_rl_ppo import PlugInsertionPPORunnerCfg
+    from rho.tasks.rl.vecenv import RslRlVecEnv
+
+    cfg = PlugInsertionCfg(num_envs=1, cameras={})
+    cfg.action.mode = "ee_delta"
+    agent = PlugInsertionPPORunnerCfg()
+    agent.reward.step["sucess"] = 1.0
+    with pytest.raises(ValueError, match=r"names \['sucess'\].*its terms: .*'success'"):
+        RslRlVecEnv(make_env("plug_insertion", cfg), agent)
 
 
 def test_train_writes_checkpoints_logs_and_config(run):

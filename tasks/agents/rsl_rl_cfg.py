@@ -57,13 +57,16 @@ class ResidualCfg:
 
     lateral: a ∈ [-1, 1]² replaces the right arm's y, z translation per control step by `lateral_step`·a (m): the
              policy steers the plug across the face while the expert keeps the force-regulated push along x, the
-             orientation and the grip (its own lateral search is overridden)
+             orientation and the grip (its own lateral search is overridden); the plug is kept within
+             `lateral_box` of the expert's outlet estimate (which errs by up to 2 mm), so exploration cannot
+             wander off the strip
     offset:  a ∈ [-1, 1]³ offsets the right arm's TCP target by `scale`·a (m) on top of everything the expert does
     """
 
     enabled: bool = True
     mode: Literal["lateral", "offset"] = "lateral"
     lateral_step: float = 0.0005  # lateral: most TCP travel across the face per control step (m)
+    lateral_box: float = 0.003  # lateral: most plug offset from the expert's outlet estimate, per axis (m)
     scale: tuple[float, float, float] = (0.0025, 0.0025, 0.0025)  # offset: m per unit action, outlet x, y, z
     # R_INSERT, R_SEARCH, R_RETREAT: from the push on; while carrying (R_CARRY) the expert waits to be within 1.5 mm
     # of its pre-insertion point, which an offset could hold it away from
@@ -79,6 +82,11 @@ class RewardCfg:
                policy unchanged, so holding the plug just short of seated pays nothing — summing such terms
                per step would pay more than the one-off success bonus that ends the episode)
     step:      terms added per step with their weight (the success bonus, the strip-moved penalty)
+
+    Potentials must be ≥ 0 and largest at the goal: success ends the episode, and γ·Φ − Φ = −(1 − γ)·Φ per step
+    pays a policy for lingering in negative-potential states instead (seen in training: drifting the plug away).
+    Potential shaping leaves advantages unchanged, so it cannot shorten a horizon: what must be learnt within γ's
+    horizon goes in `step` (e.g. a per-step cost).
     """
 
     potential: dict[str, float] = field(default_factory=lambda: {"approach": 1.0, "align": 1.0, "insert": 1.0,

@@ -24,9 +24,10 @@ class PlugInsertionResidual:
     `cfg.active_phases`: mode `lateral` — the policy steers the plug across the outlet face (y, z), the expert pushes
     along it; mode `offset` — the policy offsets the right arm's TCP target along the outlet axes (see `ResidualCfg`).
 
-    Policy observations (`policy`, 10 + num_actions floats; lengths in mm or cm as noted, forces in units of 5 N):
+    Policy observations (`policy`, 12 + num_actions floats; lengths in mm or cm as noted, forces in units of 5 N):
         plug face across the outlet axis (y, z, mm, clipped to ±5), along it (x, cm, clipped to [−3, 5]), insertion
-        depth (cm, clipped to [−5, 3]), right pads' privileged net forces (2 × 3), previous action (num_actions). Few and to the point: an MLP on normalised
+        depth (cm, clipped to [−5, 3]), right pads' privileged net forces (2 × 3), how far the right TCP trails its
+        target across the axis (mm, clipped to ±5: a plug caught on the face), previous action (num_actions). Few and to the point: an MLP on normalised
         inputs learns fastest from these (rare one-hot features blow up under running normalisation).
     Critic-only observations (`critic`, 27; the critic also sees `policy`): the expert's outlet-estimate error in the
         outlet frame (mm, 3), its right-arm phase one-hot (8), strip held (1), plug rotation relative to the outlet
@@ -42,7 +43,7 @@ class PlugInsertionResidual:
             raise ValueError(f"the plug-insertion residual acts in action.mode=ee_delta, got {env.cfg.action.mode!r}")
         self.env, self.expert, self.cfg = env, expert, cfg
         self.num_actions = 2 if cfg.mode == "lateral" else 3
-        self.policy_dim = 10 + self.num_actions
+        self.policy_dim = 12 + self.num_actions
         self._right, self._hold = RIGHT, L_HOLD
         self.scale = np.asarray(cfg.scale, float)
         self.active_phases = np.asarray(cfg.active_phases, int)
@@ -66,19 +67,24 @@ class PlugInsertionResidual:
         n = self.env.num_envs
         rel = obs["plug_in_socket"].astype(float)
         pads = self.env.pad_forces()[:, 2:4].reshape(n, 6) / 5.0
+        _, ro = self._outlet(obs)
+        lead = np.einsum("nji,nj->ni", ro, self.env.ee_target[:, self._right, :3]
+                         - obs["ee_pose"][:, self._right, :3])  # how far the TCP trails its target
         # clipped to the range that matters at the outlet: while the expert carries the plug from centimetres away,
         # raw values would dominate the running normalisation and squash the last millimetres to nothing
         parts = [np.clip(1000 * rel[:, 1:], -5.0, 5.0), np.clip(100 * rel[:, :1], -3.0, 5.0),
-                 np.clip(100 * obs["insertion_depth"], -5.0, 3.0), pads, self.prev]
+                 np.clip(100 * obs["insertion_depth"], -5.0, 3.0), pads, np.clip(1000 * lead[:, 1:], -5.0, 5.0),
+                 self.prev]
         return np.concatenate(parts, axis=1, dtype=np.float32)
 
     def shaping_terms(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Extra reward terms the agent may weight (`RewardCfg`), beside the task's: `lateral` = −(distance of the
-        plug face centre from the outlet axis, capped at 5 mm) in mm. The task's `align` term saturates a few mm
-        out (exp(−d / 2 mm)), where a wandering plug then feels no pull back; this one pulls equally from
-        everywhere within 5 mm."""
+        """Extra reward terms the agent may weight (`RewardCfg`), beside the task's: `lateral_mm` = distance of the
+        plug face centre from the outlet axis in mm, capped at 5 (weighted negative: a cost per step). The task's
+        `align` term saturates a few mm out (exp(−d / 2 mm)), where a wandering plug then feels no pull back; this
+        one pulls equally from everywhere within 5 mm, and as a cost it also makes ending the episode (seating the
+        plug) worth more than lingering."""
         lateral = np.hypot(obs["plug_in_socket"][:, 1], obs["plug_in_socket"][:, 2]).astype(float)
-        return {"lateral": -np.minimum(lateral, 0.005) / 0.001}
+        return {"lateral_mm": np.minimum(lateral, 0.005) / 0.001}
 
     def critic_obs(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         env, n = self.env, self.env.num_envs
@@ -104,9 +110,12 @@ class PlugInsertionResidual:
             move = base[:, 7:10]  # right arm translation (arm 1: dims 7..13), world (m)
             if self.cfg.mode == "offset":
                 move += np.einsum("nij,nj->ni", ro, a * self.scale)  # outlet frame → world
-            else:
+            else:  # lateral: the plug stays within `lateral_box` of the expert's outlet estimate
                 local = np.einsum("nji,nj->ni", ro, move)
-                local[:, 1:] = np.where(on[:, None], a * self.cfg.lateral_step, local[:, 1:])
+                est = obs["plug_in_socket"][:, 1:].astype(float) - self.expert.error[:, 1:]  # plug vs estimate
+                box = self.cfg.lateral_box
+                step = np.clip(est + a * self.cfg.lateral_step, -box, box) - est
+                local[:, 1:] = np.where(on[:, None], step, local[:, 1:])
                 move[:] = np.einsum("nij,nj->ni", ro, local)
         self.prev = a
         return base

@@ -42,7 +42,12 @@ class RslRlVecEnv(VecEnv):
         self.gamma = agent.algorithm.gamma
         self._obs, _ = env.reset(seed=agent.seed)
         self.spec.reset(None)
-        self._phi = self._potential(self._terms_now(self._obs))
+        terms = self._terms_now(self._obs)
+        unknown = sorted((set(agent.reward.potential) | set(agent.reward.step)) - set(terms))
+        if unknown:
+            raise ValueError(f"agent.reward names {unknown}, not reward terms of {env.task_name!r}; its terms: "
+                             f"{sorted(terms)}. Fix: use those names in agent.reward.potential / agent.reward.step")
+        self._phi = self._potential(terms)
         self.episodes = 0  # finished episodes since construction
         self.successes = 0
         self.env_steps = 0  # env steps taken (all envs)
@@ -103,9 +108,6 @@ class RslRlVecEnv(VecEnv):
     def _potential(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         phi = np.zeros(self.num_envs)
         for k, w in self.agent.reward.potential.items():
-            if k not in terms:
-                raise KeyError(f"reward.potential names {k!r}, not a reward term of {self.env.task_name!r}; its "
-                               f"terms: {sorted(terms)}")
             phi = phi + w * terms[k]
         return phi
 
