@@ -138,8 +138,8 @@ def plot(data: dict[str, Any], log: list[dict[str, Any]], path: Path) -> Path:
     pts = data["points"]
     x = np.array([p["env_steps"] for p in pts]) / 1e3
     y = np.array([p["success_rate"] for p in pts])
-    lo = y - np.array([p["ci95"][0] for p in pts])
-    hi = np.array([p["ci95"][1] for p in pts]) - y
+    lo = np.maximum(y - np.array([p["ci95"][0] for p in pts]), 0.0)  # float round-off at 0% / 100%
+    hi = np.maximum(np.array([p["ci95"][1] for p in pts]) - y, 0.0)
     ax.errorbar(x, y, yerr=[lo, hi], marker="o", ms=4, capsize=2, color="C0",
                 label=f"RL expert, deterministic ({data['episodes']} fixed episodes, 95% CI)")
     if log:

@@ -1,7 +1,7 @@
 """`rho rl play`: run a checkpoint's episodes in the env it trained in, render them and report success.
 
-Writes `out/episodes.png` (a strip of `cam_high` frames per episode, evenly spaced over the episode, the last one
-its final state), `out/episode_0.mp4` (the first episode, when PyAV is installed) and `out/summary.json`.
+Writes `out/episodes.png` (a row of `frames` `cam_high` frames per episode, evenly spaced over that episode, the
+last one the step before it ended; a green bar marks success, red failure), `out/episode_0.mp4` (the first episode, when PyAV is installed) and `out/summary.json`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def play(cfg, progress: bool = True) -> dict[str, Any]:
     length = np.full(n, T)
     peak = np.zeros(n)
     seeds = [int(s) for s in env.episode_seed]
-    every = max(1, T // max(1, cfg.frames - 1))
+    every = max(1, T // 120)  # keep a frame every `every` steps, pick `frames` evenly spaced ones at the end
     t0 = time.perf_counter()
 
     def shoot(i: int) -> np.ndarray:
@@ -115,7 +115,7 @@ def play(cfg, progress: bool = True) -> dict[str, Any]:
         bar.update(int(fin.sum()))
         for i in np.flatnonzero(~done):
             last[i] = shoot(i)
-            if t % every == 0 and len(frames[i]) < cfg.frames - 1:
+            if t % every == 0:
                 frames[i].append(last[i])
         if video is not None and not done[0]:
             video.add(last[0])
@@ -124,6 +124,7 @@ def play(cfg, progress: bool = True) -> dict[str, Any]:
     for i in np.flatnonzero(~done):  # ran to the end without the env reporting it (cannot happen with time limits)
         frames[i].append(last[i])
     bar.close()
+    frames = [[f[k] for k in np.linspace(0, len(f) - 1, min(cfg.frames, len(f))).round().astype(int)] for f in frames]
     strip = _strip(frames, success, length, env.control_dt)
     Image.fromarray(strip).save(out / "episodes.png")
     files = {"strip": str(out / "episodes.png")}
