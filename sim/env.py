@@ -579,16 +579,7 @@ class BatchedEnv(gym.vector.VectorEnv):
                 self.batch.step(nstep=self.decimation)
         except self._sim_errors as e:  # those sims kept their pre-call state; the rest stepped
             failed[e.ids] = True
-        self._clock += 1  # the control clock all envs share (sensors slower than control sample on it)
-        if self.touch_ch is not None:
-            self._sample_touch()
-        self.episode_step += 1
-        self._diverged(failed)
-        metrics = self.evaluate()
-        rewards = self._get_rewards(metrics)
-        terminated = self._get_dones(metrics) | failed
-        truncated = self.episode_step >= self.max_episode_steps
-        truncated &= ~terminated
+        metrics, rewards, terminated, truncated = self._post_physics_step(failed)
         info: dict[str, Any] = {"success": metrics["success"], "progress": metrics["progress"],
                                 "reward_terms": rewards, "sim_failed": failed, "action_clipped": clipped,
                                 "episode_seed": self.episode_seed.copy()}
@@ -606,6 +597,20 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._obs = obs
         total = sum(rewards.values()) if rewards else self._zero_reward
         return obs, np.asarray(total, np.float64), terminated, truncated, info
+
+    def _post_physics_step(self, failed: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+        """After a control step's physics: advance the clocks, sample touch, mark diverged envs in `failed`, and
+        return (metrics, reward terms, terminated, truncated). Shared with the Isaac Lab DirectRLEnv face."""
+        self._clock += 1  # the control clock all envs share (sensors slower than control sample on it)
+        if self.touch_ch is not None:
+            self._sample_touch()
+        self.episode_step += 1
+        self._diverged(failed)
+        metrics = self.evaluate()
+        rewards = self._get_rewards(metrics)
+        terminated = self._get_dones(metrics) | failed
+        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
+        return metrics, rewards, terminated, truncated
 
     def _pre_physics_step(self, actions: np.ndarray) -> np.ndarray:
         """Validate the action and write servo targets; returns (n,) bool, True where a value was clipped.

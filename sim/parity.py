@@ -24,14 +24,16 @@ JOINT_TOL = 0.03  # rad: robot joints (arm + fingers) agree within this ...
 OBJECT_TOL = 0.015  # m: ... and free objects within this, for `agree_steps` control steps
 
 
-def _env(task: str, num_envs: int, seed: int, backend: str, device: str = "cpu"):
+def make_expert_env(task: str, num_envs: int, seed: int, backend: str, device: str = "cpu", cameras: bool = False):
+    """(registry entry, env) of `task` in its scripted expert's action mode on `backend` (cameras off unless asked)."""
     from rho.tasks import get_task
 
     entry = get_task(task)
     cfg = entry.cfg_cls()
     cfg.num_envs, cfg.seed = num_envs, seed
     cfg.action.mode = entry.expert_action_mode
-    cfg.cameras = {}
+    if not cameras:
+        cfg.cameras = {}
     cfg.sim.backend, cfg.sim.device = backend, device
     return entry, entry.env_cls(cfg)
 
@@ -48,7 +50,7 @@ def _joint_and_object_index(env) -> tuple[np.ndarray, list[tuple[str, int]]]:
 
 def record(task: str, steps: int = 50, num_envs: int = 2, seed: int = 0) -> dict[str, Any]:
     """Run the scripted expert on the MuJoCo backend; return actions, qpos trajectory and success."""
-    entry, env = _env(task, num_envs, seed, "mujoco")
+    entry, env = make_expert_env(task, num_envs, seed, "mujoco")
     expert = entry.expert_cls(env)
     obs, _ = env.reset(seed=seed)
     actions, qpos, success = [], [env.qpos.copy()], np.zeros(num_envs, bool)
@@ -68,7 +70,7 @@ def replay(ref: dict[str, Any], backend: str, device: str = "cpu") -> dict[str, 
     """Replay a recorded action sequence from the same seeded reset on `backend`."""
     task, seed = str(ref["task"]), int(ref["seed"])
     actions = np.asarray(ref["actions"])
-    _, env = _env(task, actions.shape[1], seed, backend, device)
+    _, env = make_expert_env(task, actions.shape[1], seed, backend, device)
     env.reset(seed=seed)
     qpos, success = [env.qpos.copy()], np.zeros(actions.shape[1], bool)
     for a in actions:

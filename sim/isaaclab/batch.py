@@ -188,7 +188,6 @@ class IsaacLabBatch:
         self._check_layout()
         self._geom_map = self._name_map("geom", self.model.ngeom, self.mjm.ngeom)
         self._site_map = self._name_map("site", self.model.nsite, self.mjm.nsite, required=True)
-        self._body_map = np.arange(self.model.nbody)  # checked equal in _check_layout
         self._eq_map = self._equality_map()
         self._pad_geoms_mjw = np.array([self._geom_map[g] for g in self._sensors["pad_geoms"]], int)
         free = [j for j in range(self.model.njnt) if self.model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
@@ -355,9 +354,6 @@ class IsaacLabBatch:
         d.ctrl[:] = self.ctrl[i]
 
     # ------------------------------------------------------------------ host <-> device
-    def _mjc_qpos(self, qpos: np.ndarray) -> np.ndarray:
-        return qpos  # the solver's MuJoCo model has MuJoCo's layout (checked in _check_layout)
-
     def _push_state(self, ids: np.ndarray) -> None:
         from .model_sync import write_state
 

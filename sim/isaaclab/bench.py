@@ -18,17 +18,10 @@ import numpy as np
 
 def bench(task: str, backend: str, num_envs: int, steps: int, device: str = "cpu", cameras: bool = False,
           repeats: int = 3) -> dict:
-    from rho.tasks import get_task
+    from rho.sim.parity import make_expert_env
 
-    entry = get_task(task)
-    cfg = entry.cfg_cls()
-    cfg.num_envs, cfg.seed = num_envs, 0
-    cfg.action.mode = entry.expert_action_mode
-    if not cameras:
-        cfg.cameras = {}
-    cfg.sim.backend, cfg.sim.device = backend, device
     t0 = time.perf_counter()
-    env = entry.env_cls(cfg)
+    entry, env = make_expert_env(task, num_envs, 0, backend, device, cameras)
     expert = entry.expert_cls(env)
     obs, _ = env.reset(seed=0)
     build_s = time.perf_counter() - t0

@@ -82,11 +82,11 @@ class RhoDirectRLEnv(DirectRLEnv):
             import mujoco
 
             from rho.assets.mjcf import build_mjcf
+            from rho.assets.robots import get_robot
             from rho.sim.isaaclab.batch import IsaacLabBatch
 
-            probe = self.entry.env_cls.__new__(self.entry.env_cls)
-            probe.cfg, probe.robot = task_cfg, __import__("rho.assets.robots", fromlist=["get_robot"]).get_robot(
-                task_cfg.robot)
+            probe = self.entry.env_cls.__new__(self.entry.env_cls)  # only to emit the task's scene
+            probe.cfg, probe.robot = task_cfg, get_robot(task_cfg.robot)
             model = mujoco.MjModel.from_xml_string(build_mjcf(probe._setup_scene()))
             cfg.sim.physics = IsaacLabBatch.physics_cfg(model, cfg.njmax, cfg.nconmax)
         super().__init__(cfg, render_mode, **kwargs)
@@ -127,16 +127,7 @@ class RhoDirectRLEnv(DirectRLEnv):
         t = self.task
         self._record_substep(self._substep - 1)
         t.batch._pull(derived=True)
-        t._clock += 1
-        if t.touch_ch is not None:
-            t._sample_touch()
-        t.episode_step += 1
-        failed = np.zeros(self.num_envs, bool)
-        t._diverged(failed)
-        metrics = t.evaluate()
-        self._terms = t._get_rewards(metrics)
-        terminated = t._get_dones(metrics) | failed
-        truncated = (t.episode_step >= t.max_episode_steps) & ~terminated
+        metrics, self._terms, terminated, truncated = t._post_physics_step(np.zeros(self.num_envs, bool))
         self.extras["log"] = {f"reward/{k}": float(np.mean(v)) for k, v in self._terms.items()}
         self.extras["log"]["success"] = float(np.mean(metrics["success"]))
         self.extras["success"] = torch.as_tensor(metrics["success"], device=self.device)
