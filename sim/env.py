@@ -18,8 +18,11 @@ rewards, resets of finished envs (same-step autoreset, as Isaac Lab), and observ
 Actions (14-D for ALOHA, per arm in order left, right):
     joint_pos: waist, shoulder, elbow, forearm_roll, wrist_angle, wrist_rotate targets (rad), gripper opening in
                [0, 1] (0 closed, 1 open = `GripperSpec.stroke` per finger).
-    ee_delta:  dx, dy, dz (m, world) and a rotation vector rx, ry, rz (rad, world) of the tool-centre point relative
-               to its current pose, solved by damped-least-squares IK; gripper opening in [0, 1].
+    ee_delta:  dx, dy, dz (m, world) and a rotation vector rx, ry, rz (rad, world) that move a running TCP target
+               (re-seated on the measured pose at reset, kept within `ee_lead_steps` steps of it, observed as
+               `ee_target`), solved by damped-least-squares IK; gripper opening in [0, 1].
+Whatever the mode, the servo targets a step executed are `info["joint_action"]` / `env.joint_action`, in the
+joint_pos layout: what datasets train on (replaying them in joint_pos reproduces the episode).
 Out-of-range values are clipped (joint limits, gripper [0, 1], `action.max_ee_step_*`) and counted in
 `info["action_clipped"]` — or rejected with `action.out_of_range=error`. NaN/inf always raise.
 
@@ -176,6 +179,14 @@ class EnvCfg:
         return out
 
 
+def joint_pos_bounds(robot) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of the `joint_pos` action, float64 (arms × (dof + 1),): per arm the joint limits (rad), then the
+    gripper opening [0, 1]."""
+    low = np.concatenate([np.append([j.range[0] for j in robot.arm.joints], 0.0) for _ in robot.arms])
+    high = np.concatenate([np.append([j.range[1] for j in robot.arm.joints], 1.0) for _ in robot.arms])
+    return low, high
+
+
 class BatchedEnv(gym.vector.VectorEnv):
     """N environments of one task on the MuJoCo backend; see the module docstring for the lifecycle."""
 
@@ -225,6 +236,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._base_seed = cfg.seed
         self._obs: dict[str, np.ndarray] | None = None
         self._ee_target = np.zeros((self.num_envs, len(self.robot.arms), 7))  # ee_delta running TCP target
+        # the servo targets last written, in the joint_pos action layout (see `joint_action`)
+        self._joint_action = np.zeros((self.num_envs, self.single_action_space.shape[0]), np.float32)
         self._clock = 0  # control steps since construction, shared by all envs
         # optional source of episode seeds for resets (incl. same-step autoresets): env index → seed; datagen sets
         # it so that every recorded attempt has a seed fixed in advance
@@ -360,6 +373,11 @@ class BatchedEnv(gym.vector.VectorEnv):
             ObsKey("ee_pose", (len(self.robot.arms), 7), "float32", "m|quat_wxyz", ctrl_hz, "proprio",
                    "tool-centre point position (world) and orientation (w, x, y, z) per arm"),
         ]
+        if self.cfg.action.mode == "ee_delta":  # the running TCP target ee_delta actions move: observed, so an
+            keys.append(ObsKey(  # ee_delta policy sees the state its actions act on
+                "ee_target", (len(self.robot.arms) * 7,), "float32", "m|quat_wxyz", ctrl_hz, "proprio",
+                "ee_delta's running TCP target per arm: position (world) and orientation (w, x, y, z), the pose the "
+                "IK servoes towards before this step's action moves it"))
         t = self.cfg.touch
         if t.enabled:
             for p in self.pads:
@@ -381,8 +399,7 @@ class BatchedEnv(gym.vector.VectorEnv):
     def _setup_spaces(self) -> None:
         n_arms, dof = len(self.robot.arms), self.robot.arm.dof
         if self.cfg.action.mode == "joint_pos":
-            low = np.concatenate([np.append(self.joint_low[a], 0.0) for a in range(n_arms)])
-            high = np.concatenate([np.append(self.joint_high[a], 1.0) for a in range(n_arms)])
+            low, high = joint_pos_bounds(self.robot)
         else:
             p, r = self.cfg.action.max_ee_step_pos, self.cfg.action.max_ee_step_rot
             low = np.tile([-p] * 3 + [-r] * 3 + [0.0], n_arms)
@@ -465,6 +482,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         task_drawn = self._reset_task(env_ids, rngs)
         self.batch.forward(env_ids)
         self._ee_target[env_ids] = self.ee_pose()[env_ids]
+        self._store_joint_action(env_ids)
         for k, i in enumerate(env_ids):
             self.episode_params[i] = {"episode_seed": int(self.episode_seed[i]), **drawn[k], **task_drawn[k]}
         self._reset_sensors(env_ids, rngs)
@@ -582,7 +600,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         metrics, rewards, terminated, truncated = self._post_physics_step(failed)
         info: dict[str, Any] = {"success": metrics["success"], "progress": metrics["progress"],
                                 "reward_terms": rewards, "sim_failed": failed, "action_clipped": clipped,
-                                "episode_seed": self.episode_seed.copy()}
+                                "episode_seed": self.episode_seed.copy(), "joint_action": self._joint_action.copy()}
         obs = self._get_observations()
         done = terminated | truncated
         if done.any():
@@ -649,7 +667,23 @@ class BatchedEnv(gym.vector.VectorEnv):
                 f"action out of range at env(s) {sorted(set(envs.tolist()))}, dim(s) {sorted(set(dims.tolist()))}: "
                 f"expected within [{lo[dims[0]]:.4g}, {hi[dims[0]]:.4g}], got {a[envs[0], dims[0]]:.4g}. "
                 "Fix the action, or set action.out_of_range=clip.")
+        self._store_joint_action()
         return clipped
+
+    def _store_joint_action(self, env_ids: np.ndarray | slice = slice(None)) -> None:
+        """Keep the servo targets now in ctrl, in the joint_pos action layout (float32), as `joint_action`."""
+        self._joint_action[env_ids] = self.ctrl[env_ids][:, self._act_ctrl] / self._act_scale
+
+    @property
+    def joint_action(self) -> np.ndarray:
+        """(n, 14) float32 the absolute servo targets of the last control step in the `joint_pos` action layout
+        (per arm: 6 arm joint targets in rad, then the gripper opening in [0, 1]), whatever `action.mode` is: the
+        action a `joint_pos` env would have been given to execute the same step. After a reset: the targets the
+        reset wrote. `step()` returns the same in `info["joint_action"]` (taken before any autoreset).
+
+        Replaying these as `joint_pos` actions from the same seeded reset reproduces an `ee_delta` episode up to
+        the float32 rounding of the targets (the servo targets an `ee_delta` step writes are float64)."""
+        return self._joint_action
 
     def _ik(self, delta: np.ndarray) -> np.ndarray:
         """ee_delta → joint targets, (n, arms, 6) → (n, arms, dof).
@@ -777,6 +811,8 @@ class BatchedEnv(gym.vector.VectorEnv):
             "joint_vel": self.proprio_ch["joint_vel"].read(),
             "ee_pose": self.ee_pose(np.float32),
         }
+        if self.cfg.action.mode == "ee_delta":
+            obs["ee_target"] = self._ee_target.reshape(self.num_envs, -1).astype(np.float32)
         if self.touch_ch is not None:
             taxels, net = self.touch_ch.read(), self.touch_net_ch.read()
             if taxels.ndim == 5:  # history 1: (n, pads, r, c, 3) → (n, 1, pads, r, c, 3)
@@ -803,9 +839,14 @@ class BatchedEnv(gym.vector.VectorEnv):
         return np.array(self.batch.state)
 
     def set_state(self, state: np.ndarray, env_ids: np.ndarray | None = None) -> None:
+        """Write full states (as `get_state` returns them) into `env_ids`. The ee_delta running TCP target is
+        re-seated on the measured pose of the new state (as a reset does) and `joint_action` reads the state's
+        servo targets, so a recorded episode replays from its initial state."""
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids)
         self.batch.state[ids] = state
         self.batch.forward(ids)
+        self._ee_target[ids] = self.ee_pose()[ids]
+        self._store_joint_action(ids)
 
     def render(self) -> np.ndarray | None:
         """RGB frame of env 0 from cam_high (for gymnasium's render API)."""
@@ -829,4 +870,4 @@ class BatchedEnv(gym.vector.VectorEnv):
                 f"cameras={list(self.cfg.cameras)})")
 
 
-__all__ = ["ActionCfg", "BatchedEnv", "CameraCfg", "EnvCfg", "ProprioCfg", "SimCfg", "TouchCfg"]
+__all__ = ["ActionCfg", "BatchedEnv", "CameraCfg", "EnvCfg", "ProprioCfg", "SimCfg", "TouchCfg", "joint_pos_bounds"]

@@ -185,6 +185,58 @@ def test_ee_delta_moves_tcp_as_commanded(lift_cfg):
     np.testing.assert_allclose(obs["ee_pose"][0, 1, :3], env.ee_pose()[0, 1, :3], atol=1e-6)
 
 
+def test_ee_target_observed_in_ee_delta_only(lift_cfg):
+    """ee_delta's running TCP target is policy-visible state: an observation key in ee_delta, absent in joint_pos."""
+    cfg = lift_cfg(num_envs=2)
+    cfg.action.mode = "ee_delta"
+    env = make_env("lift_block", cfg)
+    obs, _ = env.reset(seed=0)
+    key = env.obs_spec["ee_target"]
+    assert key.shape == (14,) and key.dtype == "float32" and key.unit == "m|quat_wxyz"
+    np.testing.assert_allclose(obs["ee_target"].reshape(2, 2, 7), obs["ee_pose"], atol=1e-6)  # seated at reset
+    a = np.zeros((2, 14), np.float32)
+    a[:, 6] = a[:, 13] = 1.0
+    a[:, 2] = 0.01  # up 1 cm per step: the target leads the TCP
+    obs, *_ = env.step(a)
+    assert env.obs_spec.check(obs, batch=2) == []
+    np.testing.assert_allclose(obs["ee_target"], env.ee_target.reshape(2, -1), atol=1e-6)
+    assert (obs["ee_target"].reshape(2, 2, 7)[:, 0, 2] - obs["ee_pose"][:, 0, 2] > 0.002).all()
+    joint = make_env("lift_block", lift_cfg())
+    assert "ee_target" not in joint.reset(seed=0)[0] and "ee_target" not in joint.obs_spec.names
+
+
+def test_joint_action_replays_an_ee_delta_episode(lift_cfg):
+    """info["joint_action"] (the servo targets an ee_delta step wrote, joint_pos layout) replayed as joint_pos
+    actions from the same seeded reset reproduces the episode up to the float32 rounding of the targets."""
+    cfg = lift_cfg(num_envs=2)
+    cfg.action.mode = "ee_delta"
+    env = make_env("lift_block", cfg)
+    env.reset(seed=4)
+    seeds, init = env.episode_seed.copy(), env.get_state()
+    np.testing.assert_allclose(env.joint_action[:, :6], env.ctrl[:, env.arm_act[0]], atol=1e-6)  # reset targets
+    np.testing.assert_array_equal(env.joint_action[:, [6, 13]], 1.0)  # grippers open
+    rng = np.random.default_rng(0)
+    states, joint = [], []
+    for _ in range(40):
+        a = np.concatenate([rng.uniform(-0.01, 0.01, (2, 6)), rng.uniform(0, 1, (2, 1))] * 2, axis=1)
+        states.append(env.get_state())
+        _, _, term, trunc, info = env.step(a.astype(np.float32))
+        assert not (term | trunc).any()
+        assert info["joint_action"].dtype == np.float32 and info["joint_action"].shape == (2, 14)
+        np.testing.assert_array_equal(info["joint_action"], env.joint_action)
+        joint.append(info["joint_action"])
+    replay = make_env("lift_block", lift_cfg(num_envs=2))  # joint_pos
+    replay.reset(options={"episode_seeds": seeds})
+    replay.set_state(init)
+    nq = env.model.nq
+    for t in range(40):
+        err = np.abs(replay.get_state()[:, 1:1 + nq] - states[t][:, 1:1 + nq]).max()
+        assert err < 1e-6, (t, err)
+        _, _, _, _, info = replay.step(joint[t])
+        assert not info["action_clipped"].any()
+        np.testing.assert_array_equal(info["joint_action"], joint[t])
+
+
 def test_grip_force_reads_on_both_pads(lift_cfg):
     """The gripper squeezes a block; both pads read the actuator's force (N) through touch.
 
