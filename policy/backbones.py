@@ -111,7 +111,7 @@ def build_backbone(cfg: BackboneCfg, num_cameras: int, hf_source: str | None = N
     """The backbone of `cfg.kind`. hf: weights from `hf_source or cfg.hf_model`; `pretrained=False` builds the
     architecture only (a checkpoint's state_dict fills it)."""
     if cfg.kind == "builtin":
-        return BuiltinBackbone(cfg, num_cameras)
+        return BuiltinBackbone(cfg, num_cameras) if cfg.vision == "vit" else ConvBackbone(cfg, num_cameras)
     return HfBackbone(cfg, hf_source or cfg.hf_model, pretrained)
 
 
@@ -164,6 +164,98 @@ class BuiltinBackbone(Backbone):
         t = self.txt_emb(ids.to(x.device)) + self.txt_pos
         tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
         mask = torch.cat([img_mask.flatten(1), txt_mask.to(x.device)], dim=1)  # (b, n); the begin token is valid
+        attn = key_mask(mask)
+        for blk in self.blocks:
+            tokens = blk(tokens, attn)
+        return self.norm(tokens), mask
+
+
+class SpatialSoftmax(nn.Module):
+    """features (B, C, H, W) → (B, K, 2) expected image coordinates in [-1, 1] (x right, y down) of K learned
+    keypoints: a 1×1 conv makes K heat maps, a softmax over each map's pixels weights the pixel coordinates
+    (Levine et al. 2016; robomimic's and Diffusion Policy's image encoders). Localizes to sub-pixel precision."""
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.to_maps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temp = nn.Parameter(torch.zeros(()))  # learned softmax temperature (log)
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, W = x.shape[-2:]
+        maps = self.to_maps(x).flatten(2) / self.log_temp.exp()  # (B, K, H·W)
+        attn = maps.softmax(-1)
+        ys = torch.linspace(-1.0, 1.0, H, device=x.device, dtype=attn.dtype)
+        xs = torch.linspace(-1.0, 1.0, W, device=x.device, dtype=attn.dtype)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(H * W, 2)  # (H·W, 2): (x, y)
+        return attn @ grid  # (B, K, 2)
+
+
+def _conv_gn(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(min(8, cout // 4), cout),
+                         nn.ReLU(inplace=True))
+
+
+class ConvStem(nn.Module):
+    """A small ResNet-style CNN with GroupNorm (batch-size independent, EMA-friendly): per stage one stride-2 conv
+    and one residual 3×3 conv. (B, 3, s, s) → (B, C, s/2^stages, s/2^stages)."""
+
+    def __init__(self, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.down = nn.ModuleList()
+        self.res = nn.ModuleList()
+        cin = 3
+        for c in channels:
+            self.down.append(_conv_gn(cin, c, 2))
+            self.res.append(_conv_gn(c, c, 1))
+            cin = c
+        self.out_channels = cin
+
+    def forward(self, x: Tensor) -> Tensor:
+        for down, res in zip(self.down, self.res, strict=True):
+            x = down(x)
+            x = x + res(x)
+        return x
+
+
+class ConvBackbone(Backbone):
+    """The builtin VLM with a CNN vision path (`backbone.vision=cnn`): each camera goes through its own small
+    GroupNorm CNN; a spatial softmax turns its feature map into K keypoints (sub-pixel image coordinates, each one
+    token: coordinates + a learned keypoint embedding) plus one token of the globally pooled features; these and
+    the instruction's byte tokens are fused by `depth` bidirectional transformer blocks. A ViT with 16-px patches
+    at 96 px sees a 3 cm block as a fraction of one patch; keypoints localize it to a fraction of a pixel."""
+
+    def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
+        super().__init__()
+        w, k = cfg.width, max(num_cameras, 1)
+        self.out_dim, self.keypoints = w, cfg.keypoints
+        self.tokenizer = ByteTokenizer(cfg.max_text_tokens)
+        chans = tuple(int(c) for c in cfg.cnn_channels)
+        self.stems = nn.ModuleList(ConvStem(chans) for _ in range(k))  # one CNN per camera (robomimic, ACT)
+        self.softmax = nn.ModuleList(SpatialSoftmax(chans[-1], cfg.keypoints) for _ in range(k))
+        self.kp_proj = nn.Linear(2, w)
+        self.pool_proj = nn.Linear(chans[-1], w)
+        self.kp_emb = nn.Parameter(torch.randn(1, k, cfg.keypoints + 1, w) * 0.02)  # per camera, keypoint (+ pool)
+        self.txt_emb = nn.Embedding(ByteTokenizer.vocab_size, w)
+        self.txt_pos = nn.Parameter(torch.randn(1, cfg.max_text_tokens, w) * 0.02)
+        self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(w)
+        if cfg.freeze:
+            self.freeze_()
+
+    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        b, k = images.shape[:2]
+        per_cam = []
+        for j in range(k):
+            f = self.stems[j]((images[:, j] - 0.5) / 0.25)  # (b, C, h, w)
+            kp = self.kp_proj(self.softmax[j](f))  # (b, K, w)
+            pooled = self.pool_proj(f.mean((2, 3)))[:, None]  # (b, 1, w)
+            per_cam.append(torch.cat([kp, pooled], 1))
+        x = torch.stack(per_cam, 1) + self.kp_emb[:, :k]  # (b, k, K + 1, w)
+        img_mask = image_mask[:, :, None].expand(b, k, x.shape[2])
+        ids, txt_mask = self.tokenizer(instruction)
+        t = self.txt_emb(ids.to(x.device)) + self.txt_pos
+        tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
+        mask = torch.cat([img_mask.flatten(1), txt_mask.to(x.device)], dim=1)
         attn = key_mask(mask)
         for blk in self.blocks:
             tokens = blk(tokens, attn)

@@ -19,23 +19,33 @@ class BackboneCfg:
     """The VLM backbone: cameras + instruction → prefix tokens."""
 
     kind: Literal["builtin", "hf"] = "builtin"
+    vision: Literal["cnn", "vit"] = "cnn"  # builtin: per-camera CNN + spatial-softmax keypoints, or a 16-px-patch ViT
     hf_model: str = "HuggingFaceTB/SmolVLM-256M-Instruct"  # hub id or local path (kind=hf)
     hf_layer: int = -1  # which decoder layer's output (Python index); later layers are dropped at load
     freeze: bool = False  # freeze the backbone's weights (the prefix projection still trains)
     lora_rank: int = 0  # kind=hf: > 0 adds LoRA adapters to the kept decoder layers and freezes the base
     image_size: int = 96  # side of the square camera images the policy is fed (pixels)
+    cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # vision=cnn: channels per stride-2 stage
+    keypoints: int = 16  # vision=cnn: spatial-softmax keypoints per camera (one prefix token each)
     width: int = 128  # builtin: token width
-    depth: int = 4  # builtin: transformer layers over image + text tokens
+    depth: int = 2  # builtin: transformer layers over image + text tokens
     heads: int = 4  # builtin: attention heads
-    max_text_tokens: int = 32  # instruction tokens (padded/truncated), so the prefix length is fixed
+    max_text_tokens: int = 64  # instruction tokens (bytes + 1 for builtin; training refuses data that would be cut)
 
     def validate(self) -> list[str]:
         out = []
         if self.image_size < 1 or self.max_text_tokens < 1:
             out.append("image_size and max_text_tokens must be >= 1")
+        if self.kind == "builtin" and self.vision == "cnn":
+            if not self.cnn_channels or min(self.cnn_channels) < 4 or self.keypoints < 1:
+                out.append(f"vision=cnn: cnn_channels must be non-empty, each >= 4 (got {self.cnn_channels}), and "
+                           f"keypoints >= 1 (got {self.keypoints})")
+            elif self.image_size < 2 ** len(self.cnn_channels):
+                out.append(f"vision=cnn: image_size {self.image_size} is too small for {len(self.cnn_channels)} "
+                           "stride-2 stages")
         if self.kind == "builtin":
-            if self.image_size % BUILTIN_PATCH:
-                out.append(f"builtin backbone: image_size must be a multiple of {BUILTIN_PATCH}, got {self.image_size}")
+            if self.vision == "vit" and self.image_size % BUILTIN_PATCH:
+                out.append(f"builtin ViT: image_size must be a multiple of {BUILTIN_PATCH}, got {self.image_size}")
             if self.width < 1 or self.depth < 1 or self.heads < 1 or self.width % self.heads:
                 out.append(f"builtin backbone: width ({self.width}) must be a positive multiple of heads "
                            f"({self.heads}), depth >= 1 (got {self.depth})")
@@ -77,7 +87,10 @@ class PolicyCfg:
     cameras: tuple[str, ...] = ("cam_high", "cam_left_wrist", "cam_right_wrist")
     pads: tuple[str, ...] = ("left_a", "left_b", "right_a", "right_b")
     taxel_shape: tuple[int, int] = (4, 4)
-    prefix_every: int = 5  # control steps between VLM prefix refreshes (multi-rate inference)
+    # control steps between VLM prefix refreshes at inference (multi-rate). 1 (default): fresh images every step,
+    # as in training; > 1 serves images up to prefix_every − 1 steps old, which training does not see unless
+    # data.image_staleness is set to match
+    prefix_every: int = 1
     replan_every: int = 1  # control steps between action-expert re-plans
     ensemble: Literal["none", "temporal"] = "temporal"
 

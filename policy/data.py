@@ -19,14 +19,19 @@ into the policy's layout (`Layout`: 14-D ALOHA joint positions, cameras, pads). 
 (touch on real data, a camera) is zero-filled and its mask is False.
 
 Normalization (`DataCfg.normalize`):
-- `per_source` (default): each source's actions, proprio, touch and touch_net are z-scored with that source's own
-  statistics (computed from its training demos, after the adapter), so every source lands in one shared
-  normalized space whatever its calibration or task distribution. The checkpoint's `norm_stats.json` holds the
-  statistics of the target embodiment (`DataCfg.target`, default the first source; per modality, the first source
-  that has it when the target lacks it): the policy's normalized outputs are de-normalized with those at
-  deployment. Every source's statistics are saved too (checkpoint extra["source_stats"]).
-- `target`: every source is normalized with the target's statistics (one absolute space): right when all
-  sources share the embodiment and its calibration.
+- `per_embodiment` (default): sources that share an embodiment — one robot and one action meaning, e.g. every
+  sim task of the ALOHA robot with joint-target actions (`aloha/joint_pos`) — are z-scored with statistics
+  *pooled* over all of them (frame-weighted), so one joint angle means one normalized value whatever the task;
+  sources of different embodiments (another robot, another calibration: set `SourceCfg.embodiment`) each get
+  their own group's statistics. The checkpoint keeps every embodiment's statistics (extra["embodiment_stats"])
+  and `norm_stats.json` holds the deployed one's (`DataCfg.target`'s embodiment, default the first source's);
+  a checkpoint trained on several embodiments without a target decodes only when told which
+  (`Policy.load(dir, embodiment=...)`), never silently with another's statistics.
+- `per_source`: each source with its own statistics (the checkpoint still keeps each embodiment's pooled ones).
+- `target`: every source is normalized with the target embodiment's statistics (one absolute space).
+
+Images are read through a frame cache (`rho.policy.frames`): every camera frame resized once to the policy's
+resolution with the same function inference uses, stored as uint8 beside the user cache and reused across runs.
 
 Legend: B batch; H action horizon; A action dim; D proprio dim; S touch history; r, c taxel rows/cols; P pads (4).
 """
@@ -49,6 +54,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
 from rho.datagen.hdf5 import MANIFEST, SHARD_GLOB, Dataset, DatasetError
+
+from .frames import FrameCache, resize_frames
 
 PADS = ("left_a", "left_b", "right_a", "right_b")
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -85,7 +92,8 @@ class ImageAugCfg:
     """Image augmentation (training draws only): random resized crop, then colour jitter."""
 
     enabled: bool = True
-    crop_scale: list[float] = field(default_factory=lambda: [0.85, 1.0])  # crop area fraction range
+    shift: int = 4  # random shift (pixels at the policy's resolution, edge-padded), as DrQ / Diffusion Policy
+    crop_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random resized crop area range (1: off)
     crop_ratio: list[float] = field(default_factory=lambda: [0.9, 1.1])  # crop aspect (w/h) range, log-uniform
     brightness: float = 0.2  # factor in [1 - b, 1 + b]
     contrast: float = 0.2
@@ -119,6 +127,7 @@ class SourceCfg:
     kind: Literal["auto", "hdf5", "lerobot"] = "auto"
     weight: float = 1.0  # sampling weight: P(source) = weight / sum of weights (frames uniform within)
     only_success: bool = True  # skip demos recorded as failures
+    embodiment: str = ""  # normalization group (robot/action meaning); "": from the data, e.g. "aloha/joint_pos"
     max_demos: int = 0  # use the first N demos (0: all)
     instruction: str = ""  # replaces every demo's instruction when set
     adapter: AdapterCfg = field(default_factory=AdapterCfg)
@@ -137,8 +146,11 @@ class DataCfg:
     """The training mixture (`rho train data=<file.yaml>`)."""
 
     sources: list[SourceCfg] = field(default_factory=list)
-    target: str = ""  # source whose statistics the checkpoint stores (the deployed embodiment); "": the first
-    normalize: Literal["per_source", "target"] = "per_source"  # see the module docstring
+    target: str = ""  # source whose embodiment the checkpoint decodes with by default; "": the first source's
+    normalize: Literal["per_embodiment", "per_source", "target"] = "per_embodiment"  # see the module docstring
+    image_staleness: int = 0  # images up to this many steps older than proprio/touch (match inference prefix_every-1)
+    frame_cache: str = "~/.cache/rho/frames"  # resized frames reused across runs ("": resize every read;
+    # $RHO_FRAME_CACHE replaces the default)
     valid_fraction: float = 0.1  # demos held out per source when its dataset has no mask/valid
     stats_max_demos: int = 500  # statistics from at most this many training demos per source (seeded choice)
     augment: AugmentCfg = field(default_factory=AugmentCfg)
@@ -154,6 +166,8 @@ class DataCfg:
             out.append(f"target {self.target!r} is not a source name; names: {names}")
         if not 0 <= self.valid_fraction < 1:
             out.append(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.image_staleness < 0:
+            out.append(f"image_staleness must be >= 0, got {self.image_staleness}")
         return out
 
 
@@ -170,6 +184,7 @@ class Layout:
     taxel_shape: tuple[int, int] = (4, 4)  # (r, c)
     action_dim: int = 14  # A
     proprio_dim: int = 14  # D
+    max_text_tokens: int = 0  # instruction tokens the backbone keeps (0: not checked)
 
     @classmethod
     def from_policy(cls, cfg: Any) -> Layout:
@@ -177,7 +192,9 @@ class Layout:
         return cls(cameras=tuple(cfg.cameras), pads=tuple(cfg.pads), image_size=int(cfg.backbone.image_size),
                    horizon=int(cfg.expert.horizon), touch_history=int(cfg.expert.touch_history),
                    taxel_shape=(int(cfg.taxel_shape[0]), int(cfg.taxel_shape[1])),
-                   action_dim=int(cfg.action_dim), proprio_dim=int(cfg.proprio_dim))
+                   action_dim=int(cfg.action_dim), proprio_dim=int(cfg.proprio_dim),
+                   max_text_tokens=int(getattr(cfg.backbone, "max_text_tokens", 0))
+                   if getattr(cfg.backbone, "kind", "") == "builtin" else 0)
 
 
 @dataclass(frozen=True)
@@ -256,19 +273,45 @@ class Stats:
     """Per-dimension mean and std (touch: one scalar over every taxel value)."""
 
     mean: np.ndarray
-    std: np.ndarray
+    std: np.ndarray  # floored: a dimension flatter than STD_FLOOR has std 1 (only centred)
+    count: int = 0  # values (rows) the statistics are over, for pooling
+    var: np.ndarray | None = None  # the raw variance (before the floor), for pooling
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def to_json(self, scalar: bool = False) -> dict[str, Any]:
+        var = self.var if self.var is not None else self.std.astype(np.float64) ** 2
         if scalar:
-            return {"mean": float(self.mean.reshape(-1)[0]), "std": float(self.std.reshape(-1)[0])}
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+            return {"mean": float(self.mean.reshape(-1)[0]), "std": float(self.std.reshape(-1)[0]),
+                    "count": int(self.count), "var": float(np.reshape(var, -1)[0])}
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "count": int(self.count),
+                "var": np.asarray(var).tolist()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Stats:
-        return cls(np.asarray(d["mean"], np.float32).reshape(-1), np.asarray(d["std"], np.float32).reshape(-1))
+        var = np.asarray(d["var"], np.float64).reshape(-1) if "var" in d else None
+        return cls(np.asarray(d["mean"], np.float32).reshape(-1), np.asarray(d["std"], np.float32).reshape(-1),
+                   int(d.get("count", 0)), var)
+
+    @staticmethod
+    def from_moments(n: int, mean: np.ndarray, var: np.ndarray) -> Stats:
+        mean, var = np.atleast_1d(mean), np.maximum(np.atleast_1d(var), 0.0)
+        std = np.sqrt(var)
+        std = np.where(std < STD_FLOOR, 1.0, std)
+        return Stats(mean.astype(np.float32), std.astype(np.float32), int(n), var.astype(np.float64))
+
+
+def pool_stats(parts: Sequence[Stats]) -> Stats:
+    """Statistics of the union of the parts' values (count-weighted; a part without a count weighs 1)."""
+    if len(parts) == 1:
+        return parts[0]
+    w = np.array([max(p.count, 1) for p in parts], np.float64)
+    means = [p.mean.astype(np.float64) for p in parts]
+    vars_ = [p.var if p.var is not None else p.std.astype(np.float64) ** 2 for p in parts]
+    mean = sum(wi * m for wi, m in zip(w, means, strict=True)) / w.sum()
+    second = sum(wi * (v + m * m) for wi, v, m in zip(w, vars_, means, strict=True)) / w.sum()
+    return Stats.from_moments(int(w.sum()), mean, second - mean * mean)
 
 
 MODALITIES = ("actions", "proprio", "touch", "touch_net")
@@ -299,9 +342,7 @@ class _Moments:
         if self.n == 0:
             return None
         mean = np.atleast_1d(self.s / self.n)
-        std = np.sqrt(np.maximum(np.atleast_1d(self.ss / self.n) - mean**2, 0.0))
-        std = np.where(std < STD_FLOOR, 1.0, std)
-        return Stats(mean.astype(np.float32), std.astype(np.float32))
+        return Stats.from_moments(self.n, mean, np.atleast_1d(self.ss / self.n) - mean**2)
 
 
 # ------------------------------------------------------------------------------------------------ stores
@@ -356,8 +397,16 @@ class HDF5Store(Store):
 
     @property
     def action_mode(self) -> str:
-        """The env action.mode the demos' actions were recorded in (datagen stores the env config)."""
-        return str(self.ds.env_args().get("env_config", {}).get("action", {}).get("mode", "joint_pos"))
+        """What the demos' `actions` mean as an env action.mode: env_args["action_mode"] (format v2: the executed
+        joint targets, whatever the expert drove), else the recording env's action.mode (older files)."""
+        args = self.ds.env_args()
+        return str(args.get("action_mode") or args.get("env_config", {}).get("action", {}).get("mode", "joint_pos"))
+
+    @property
+    def embodiment(self) -> str:
+        """Robot and action meaning, e.g. "aloha/joint_pos": sources that share it share normalization."""
+        robot = self.ds.env_args().get("env_config", {}).get("robot") or "unknown"
+        return f"{robot}/{self.action_mode}"
 
     def name(self, i: int) -> str:
         d = self.ds.demos[i]
@@ -405,6 +454,13 @@ class EpisodeStore(Store):
 
     def arrays(self, i: int) -> Mapping[str, Any]:
         return self._arrays[i]
+
+    action_mode = "joint_pos"  # LeRobot datasets (ALOHA-class) hold absolute joint targets
+
+    @property
+    def embodiment(self) -> str:
+        robot = next((e.meta.get("robot_type") for e in self.episodes if e.meta.get("robot_type")), None)
+        return f"{robot or 'unknown'}/joint_pos"
 
     def name(self, i: int) -> str:
         return f"{self.where}: episode {self.episodes[i].meta.get('episode_index', i)}"
@@ -459,8 +515,11 @@ class Source:
         self._check_schema(demos)
         self.demos = self._split(demos, valid_fraction, seed)
         self._cum = {k: np.concatenate([[0], np.cumsum(self.store.lengths[v])]) for k, v in self.demos.items()}
+        self.embodiment = cfg.embodiment or str(getattr(self.store, "embodiment", "unknown/joint_pos"))
         self.stats: dict[str, Stats] = {}  # this source's own statistics (set by compute_stats or a checkpoint)
-        self.norm: dict[str, Stats] = {}  # what its samples are normalized with (own or the target's)
+        self.norm: dict[str, Stats] = {}  # what its samples are normalized with (its embodiment's, own, target's)
+        self.frames: FrameCache | None = None  # resized frames (build_sources sets it when data.frame_cache)
+        self.staleness = 0  # training draws: images up to this many steps older than the state
 
     # -- demos
     def _usable_demos(self) -> list[int]:
@@ -565,12 +624,24 @@ class Source:
         out = self._normalized(raw)
         if touch_aug is not None:
             _add_touch_noise(out, touch_aug.noise_std, rng)
-        out["images"] = {c: (image_to_tensor(arr[k][t], L.image_size, img_aug, rng) if k else
+        t_img = max(0, t - int(rng.integers(0, self.staleness + 1))) if on and self.staleness else t
+        out["images"] = {c: (frame_to_tensor(self._frame(arr, c, k, demo, t_img), img_aug, rng) if k else
                              torch.zeros(3, L.image_size, L.image_size)) for c, k in m.cameras.items()}
         out["image_mask"] = {c: k is not None for c, k in m.cameras.items()}
         out["instruction"] = self.cfg.instruction or self.store.instruction(demo)
         out["source"] = self.index
         return out
+
+    def _frame(self, arr: Mapping[str, Any], cam: str, key: str, demo: int, t: int) -> np.ndarray:
+        """(s, s, 3) uint8 at the policy's resolution: from the frame cache, or resized now (same function)."""
+        if self.frames is not None and self.frames.has(cam):
+            return self.frames.get(cam, demo, t)
+        try:
+            img = np.asarray(arr[key][t])
+        except (OSError, ValueError) as e:  # a corrupted chunk: name the file, demo and step
+            raise DataError(f"{self.store.name(demo)}: {key} step {t} cannot be read ({e}). Fix: regenerate the "
+                            f"demo; `rho dataset check {self.store.where}` lists every problem") from e
+        return resize_frames(img[None], self.layout.image_size)[0]
 
     def _read_raw(self, arr: Mapping[str, Any], demo: int, t: int) -> dict[str, np.ndarray]:
         """Adapted raw values: actions (H, A) padded by repeating the last one, proprio (D,), touch (P, S, r, c, 3),
@@ -648,23 +719,43 @@ def compute_stats(source: Source, max_demos: int, seed: int) -> dict[str, Stats]
     return {k: s for k, v in acc.items() if (s := v.stats()) is not None}
 
 
+def embodiment_stats(sources: Sequence[Source]) -> dict[str, dict[str, Stats]]:
+    """Per embodiment, per modality: the statistics pooled over every source of that embodiment that has it."""
+    groups: dict[str, list[Source]] = {}
+    for s in sources:
+        groups.setdefault(s.embodiment, []).append(s)
+    return {e: {k: pool_stats([s.stats[k] for s in g if k in s.stats]) for k in MODALITIES
+                if any(k in s.stats for s in g)} for e, g in groups.items()}
+
+
+def target_embodiment(sources: Sequence[Source], target: str = "") -> str:
+    """The embodiment of the target source (default: the first)."""
+    name = target or sources[0].name
+    return next(s.embodiment for s in sources if s.name == name)
+
+
 def target_norm_stats(sources: Sequence[Source], target: str = "") -> dict[str, Stats]:
-    """The deployed embodiment's statistics, per modality: the target source's (default the first), else the
-    first source that has the modality."""
-    order = sorted(sources, key=lambda s: s.name != (target or sources[0].name))
+    """The deployed embodiment's statistics (pooled over its sources), per modality; a modality it lacks (touch on
+    real data) from the first other embodiment that has it."""
+    emb = embodiment_stats(sources)
+    tgt = target_embodiment(sources, target)
+    order = [tgt, *(s.embodiment for s in sources if s.embodiment != tgt)]
     out: dict[str, Stats] = {}
     for key in MODALITIES:
-        found = next((s.stats[key] for s in order if key in s.stats), None)
+        found = next((emb[e][key] for e in order if key in emb[e]), None)
         if found is not None:
             out[key] = found
     return out
 
 
 def assign_norm(sources: Sequence[Source], mode: str, target: str = "") -> dict[str, Stats]:
-    """Set what each source normalizes with (its own stats, or the target's); returns the target stats."""
+    """Set what each source normalizes with (its embodiment's pooled stats, its own, or the target's); returns the
+    target stats."""
     tgt = target_norm_stats(sources, target)
+    emb = embodiment_stats(sources)
     for s in sources:
-        s.norm = {**tgt, **s.stats} if mode == "per_source" else {**s.stats, **tgt}
+        own = {"per_embodiment": emb[s.embodiment], "per_source": s.stats, "target": {}}[mode]
+        s.norm = {**s.stats, **tgt} if mode == "target" else {**tgt, **own}
     return tgt
 
 
@@ -681,22 +772,61 @@ def build_sources(cfg: DataCfg, layout: Layout, seed: int,
             s.stats = stats_from_json(stats[s.name])
         else:
             s.stats = compute_stats(s, cfg.stats_max_demos, seed)
+        s.staleness = cfg.image_staleness
+        if cfg.frame_cache:
+            s.frames = FrameCache.build(s.store, s.modalities.cameras, layout.image_size, cfg.frame_cache, log=_log)
     assign_norm(sources, cfg.normalize, cfg.target)
+    check_instructions(sources, layout.max_text_tokens)
     return sources
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def check_instructions(sources: Sequence[Source], max_tokens: int) -> None:
+    """Refuse data whose instructions the builtin byte tokenizer (1 + UTF-8 bytes) would cut: a cut instruction
+    loses what tells tasks apart (plug types), silently."""
+    if max_tokens <= 0:
+        return
+    longest, where = 0, ""
+    for s in sources:
+        for i in (*s.demos["train"], *s.demos["valid"]):
+            text = s.cfg.instruction or s.store.instruction(int(i))
+            n = 1 + len(text.encode("utf-8"))
+            if n > longest:
+                longest, where = n, f"{s.store.name(int(i))}: {text!r}"
+    if longest > max_tokens:
+        raise DataError(f"the longest instruction needs {longest} tokens ({where}), policy.backbone.max_text_tokens is "
+                        f"{max_tokens}: it would be cut. Fix: policy.backbone.max_text_tokens={longest} (or more)")
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
 def image_to_tensor(img: np.ndarray, size: int, aug: ImageAugCfg | None = None,
                     rng: np.random.Generator | None = None) -> torch.Tensor:
-    """(H, W, 3) uint8 → (3, size, size) float32 in [0, 1]: resized whole (aspect squashed), or, with `aug`, a
-    random resized crop and colour jitter. Inference must use it with aug=None so images match training."""
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
-    if aug is not None and rng is not None:
+    """(H, W, 3) uint8 → (3, size, size) float32 in [0, 1]: `resize_frames` (what inference does), then the
+    augmentation of `frame_to_tensor`."""
+    return frame_to_tensor(resize_frames(np.asarray(img)[None], size)[0], aug, rng)
+
+
+def frame_to_tensor(frame: np.ndarray, aug: ImageAugCfg | None = None,
+                    rng: np.random.Generator | None = None) -> torch.Tensor:
+    """(s, s, 3) uint8 at the policy's resolution → (3, s, s) float32 in [0, 1]; with `aug`: random shift
+    (edge-padded), optional random resized crop back to s, colour jitter. Without: exactly what inference feeds."""
+    x = torch.tensor(frame).permute(2, 0, 1).float().div_(255.0)  # (3, s, s); a copy (cache frames are read-only)
+    if aug is None or rng is None:
+        return x
+    size = x.shape[-1]
+    if aug.crop_scale[0] < 1.0:
         x = _random_crop(x, aug, rng)
-    x = functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-    if aug is not None and rng is not None:
-        x = _color_jitter(x, aug, rng)
-    return x.clamp_(0.0, 1.0)
+        x = functional.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
+                                   align_corners=False)[0]
+    if aug.shift > 0:
+        p = aug.shift
+        padded = functional.pad(x[None], (p, p, p, p), mode="replicate")[0]
+        dy, dx = (int(v) for v in rng.integers(0, 2 * p + 1, size=2))
+        x = padded[:, dy:dy + size, dx:dx + size]
+    return _color_jitter(x, aug, rng).clamp_(0.0, 1.0)
 
 
 def _random_crop(x: torch.Tensor, aug: ImageAugCfg, rng: np.random.Generator) -> torch.Tensor:

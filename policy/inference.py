@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: N812 -- the universal torch idiom
 from torch import Tensor
 
 from .checkpoint import load_checkpoint
+from .frames import frames_to_tensor, resize_frames
 from .model import Prefix, TwoStagePolicy
 
 DEFAULT_DECAY = 0.25  # temporal ensembling: weight of a prediction made k steps ago ∝ exp(−0.25·k)
@@ -69,11 +70,16 @@ class Policy:
         self.gen = torch.Generator(device=self.device).manual_seed(seed)  # flow noise: reproducible rollouts
         self.n = 0
         self.action_mode = "joint_pos"  # env action.mode the actions mean (set from the checkpoint by `load`)
+        self.embodiment = ""  # the embodiment whose statistics decode the actions (set by `load`)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", **kw) -> Policy:
+    def load(cls, path: str | Path, device: str = "cpu", embodiment: str | None = None, **kw) -> Policy:
+        """A trained policy; `embodiment` ("robot/action_mode", e.g. "aloha/joint_pos") picks the statistics its
+        actions decode with when it was trained on several (default: the one its training run targeted)."""
         model, norm_stats, extra = load_checkpoint(path, device)
+        norm_stats, emb = decoding_stats(path, norm_stats, extra, embodiment)
         policy = cls(model, norm_stats, **kw)
+        policy.embodiment = emb
         policy.action_mode = str(extra.get("action_mode", "joint_pos"))  # the env action.mode it was trained on
         return policy
 
@@ -163,9 +169,7 @@ class Policy:
             rgb = obs.get(f"rgb_{cam}")
             if rgb is None:
                 continue
-            x = torch.as_tensor(np.asarray(rgb)[ids], device=self.device).permute(0, 3, 1, 2).float() / 255.0
-            if x.shape[-2:] != (s, s):
-                x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            x = frames_to_tensor(resize_frames(np.asarray(rgb)[ids], s)).to(self.device)  # as the training cache
             images[cam], mask[cam] = x, torch.ones(len(ids), dtype=torch.bool, device=self.device)
         return images, mask
 
@@ -187,6 +191,33 @@ class Policy:
                            for p in self.cfg.pads], 1)  # (n', P, 3)
         taxels = fit_history(taxels, self.cfg.expert.touch_history)
         return (proprio, ones, self.norm.norm("touch", taxels), self.norm.norm("touch_net", net), ones)
+
+
+def decoding_stats(path: str | Path, norm_stats: dict, extra: dict, embodiment: str | None) -> tuple[dict, str]:
+    """(statistics to decode with, embodiment) of a checkpoint, refusing one that cannot decode unambiguously."""
+    per_emb = extra.get("embodiment_stats")
+    if per_emb is None:  # checkpoints from before per-embodiment statistics
+        sources = extra.get("source_stats") or {}
+        if extra.get("normalize", "per_source") == "per_source" and len(sources) > 1:
+            raise ValueError(f"{path}: trained with per-source normalization over {len(sources)} sources "
+                             f"({', '.join(sources)}), but it keeps only the first source's statistics, so the other "
+                             "sources' actions would decode at the wrong scale. Fix: retrain with this rho "
+                             "(statistics pooled per embodiment)")
+        if embodiment:
+            raise ValueError(f"{path}: this checkpoint records no embodiments; load it without embodiment=")
+        return norm_stats, ""
+    if embodiment is None:
+        if not extra.get("embodiment_explicit", len(per_emb) == 1):
+            raise ValueError(f"{path}: trained on several embodiments ({', '.join(sorted(per_emb))}) with no target "
+                             "named, so which statistics decode its actions is ambiguous. Fix: "
+                             "Policy.load(dir, embodiment=...) with the deployed one, or train with data.target=<source>")
+        return norm_stats, str(extra.get("embodiment", ""))
+    if embodiment not in per_emb:
+        raise ValueError(f"{path}: no statistics for embodiment {embodiment!r}; it was trained on "
+                         f"{sorted(per_emb)}. Fix: pass one of those")
+    stats = dict(norm_stats)  # modalities the embodiment lacks (touch on real data) keep the saved fallback
+    stats.update(per_emb[embodiment])
+    return stats, embodiment
 
 
 def fit_history(touch: Tensor, S: int) -> Tensor:

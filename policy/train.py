@@ -27,6 +27,7 @@ step·B·W onwards), so 2 steps + resume to 3 equals 3 steps straight.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -62,7 +63,9 @@ from .data import (
     TouchAugCfg,
     build_sources,
     collate,
+    embodiment_stats,
     stats_to_json,
+    target_embodiment,
     target_norm_stats,
 )
 
@@ -85,6 +88,8 @@ class OptimCfg:
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # max global grad norm (0: off)
+    ema: float = 0.999  # EMA decay of the weights checkpoints hold for evaluation (0: off); warmed up as
+    # min(ema, (1 + step) / (10 + step)), as Diffusion Policy does
 
 
 @dataclass
@@ -325,12 +330,17 @@ class _Trainer:
             self.model = io.build(self.policy_cfg).to(d.device)
             torch.manual_seed(_seed(cfg.seed, d.rank, 1))  # per-rank noise/dropout streams
         self.start_step = self.step
+        # EMA weights: what checkpoints hold (model.pt) and validation measures; the raw weights go to trainer.pt
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if cfg.optim.ema > 0 else None
+        if saved is not None and self.ema is not None and "model" in saved:
+            self.model.load_state_dict(saved["model"])  # model.pt held the EMA; the raw weights continue training
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optim = torch.optim.AdamW(self.params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                       weight_decay=cfg.optim.weight_decay)
+        self.optim = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                       betas=tuple(cfg.optim.betas))
         if saved is not None:
             self.optim.load_state_dict(saved["optimizer"])
             _set_rng_state(saved["rng"][d.rank], d.device)
+        self._check_action_modes()
         self.norm_stats = stats_to_json(target_norm_stats(self.sources, cfg.data.target))
         self.runner = self._wrap(self.model)
         self.logger = _Logger(self.out, cfg.tensorboard, self.start_step) if d.main else None
@@ -425,7 +435,17 @@ class _Trainer:
         clip = self.cfg.optim.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else math.inf)
         self.optim.step()
+        if self.ema is not None:
+            self._update_ema()
         return loss, info, norm, lr
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.cfg.optim.ema, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            e.copy_(b)
 
     def _autocast(self) -> Any:
         return torch.autocast(self.d.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
@@ -447,6 +467,8 @@ class _Trainer:
         untouched, so values are comparable across evaluations and resuming stays exact."""
         module = self.runner.module if isinstance(self.runner, torch.nn.parallel.DistributedDataParallel) \
             else self.runner
+        if self.ema is not None:  # the weights that are deployed
+            module = _LossModule(self.ema)
         self.model.eval()
         devices = [self.d.device.index] if self.d.device.type == "cuda" else []
         total = torch.zeros(2, dtype=torch.float64, device=self.d.device)
@@ -494,8 +516,11 @@ class _Trainer:
             root.mkdir(parents=True, exist_ok=True)
             tmp = root / f".{final.name}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.io.save(self.model, tmp, self.norm_stats, self._extra())
-            torch.save({"step": self.step, "optimizer": self.optim.state_dict(), "rng": states}, tmp / TRAINER_STATE)
+            self.io.save(self.ema if self.ema is not None else self.model, tmp, self.norm_stats, self._extra())
+            trainer = {"step": self.step, "optimizer": self.optim.state_dict(), "rng": states}
+            if self.ema is not None:
+                trainer["model"] = self.model.state_dict()
+            torch.save(trainer, tmp / TRAINER_STATE)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             (root / f".{LATEST}.tmp").write_text(final.name)
@@ -510,15 +535,25 @@ class _Trainer:
         return str(getattr(self.sources[0].store, "action_mode", "joint_pos"))
 
     def _action_modes(self) -> dict[str, str]:
-        # Mixing modes (sim experts record ee_delta, real ALOHA data joint targets) is recorded, not refused: the
-        # adapters map layouts, not action semantics, so such a mixture trains on actions of two meanings.
         return {s.name: str(getattr(s.store, "action_mode", "joint_pos")) for s in self.sources}
+
+    def _check_action_modes(self) -> None:
+        """One meaning of `actions` per run: adapters map layouts, not semantics (an ee_delta source in a
+        joint-target mixture would train on actions of two meanings)."""
+        modes = self._action_modes()
+        if len(set(modes.values())) > 1:
+            raise DataError(f"the sources' actions mean different things: {modes}. Fix: relabel older datasets to "
+                            "joint targets with `rho dataset convert <old> <new>` (format v2), or train on one kind")
 
     def _extra(self) -> dict[str, Any]:
         return {"step": self.step, "train_cfg": config_to_dict(self.cfg), "world_size": self.d.world,
                 "action_mode": self._action_mode(), "source_action_modes": self._action_modes(),
                 "source_stats": {s.name: stats_to_json(s.stats) for s in self.sources},
                 "normalize": self.cfg.data.normalize, "target": self.cfg.data.target or self.sources[0].name,
+                "embodiment": target_embodiment(self.sources, self.cfg.data.target),
+                "embodiment_explicit": bool(self.cfg.data.target) or len({s.embodiment for s in self.sources}) == 1,
+                "embodiment_stats": {e: stats_to_json(v) for e, v in embodiment_stats(self.sources).items()},
+                "source_embodiments": {s.name: s.embodiment for s in self.sources}, "ema": self.cfg.optim.ema,
                 "sources": self._summary_sources(), "layout": dataclasses.asdict(self.layout)}
 
     def _summary_sources(self) -> list[dict[str, Any]]:
@@ -556,6 +591,22 @@ def _default_policy_cfg() -> Any:
     from rho.policy.config import PolicyCfg
 
     return PolicyCfg()
+
+
+NO_DECAY_NAMES = ("emb", "pos", "latents", "register")  # embeddings, positions, learned tokens
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on weight matrices and conv kernels only — not on biases, norm scales,
+    embeddings, positional or learned tokens (decaying those pulls them to 0 for nothing)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        skip = p.ndim < 2 or any(k in leaf for k in NO_DECAY_NAMES) or ".txt_emb." in name or ".embed" in name
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _lr_at(cfg: OptimCfg, step: int, total: int) -> float:

@@ -9,6 +9,18 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _frame_cache_in_tmp(tmp_path_factory):
+    """Training's frame cache goes to a per-session temporary folder, not the user's ~/.cache."""
+    old = os.environ.get("RHO_FRAME_CACHE")
+    os.environ["RHO_FRAME_CACHE"] = str(tmp_path_factory.mktemp("frames"))
+    yield
+    if old is None:
+        os.environ.pop("RHO_FRAME_CACHE", None)
+    else:
+        os.environ["RHO_FRAME_CACHE"] = old
+
+
 @pytest.fixture
 def lift_cfg():
     """A small, fast lift_block config: no cameras, nominal randomization off unless a test turns it on."""

@@ -30,7 +30,7 @@ def one_thread():
 
 
 def tiny_cfg(**kw) -> PolicyCfg:
-    backbone = BackboneCfg(image_size=16, width=32, depth=1, heads=2, max_text_tokens=8)
+    backbone = BackboneCfg(image_size=16, width=32, depth=1, heads=2, max_text_tokens=8, cnn_channels=[8, 8], keypoints=4)
     expert = ExpertCfg(width=32, depth=2, heads=2, horizon=4, flow_steps=3)
     cfg = PolicyCfg(backbone=backbone, expert=expert, cameras=("cam_high", "cam_left_wrist"), prefix_every=3)
     for key, value in kw.items():
@@ -103,7 +103,9 @@ def test_missing_modalities_are_masked():
 
 def test_config_validation():
     with pytest.raises(ConfigError, match="multiple of 16"):
-        TwoStagePolicy(tiny_cfg(backbone={"image_size": 20}))
+        TwoStagePolicy(tiny_cfg(backbone={"image_size": 20, "vision": "vit"}))
+    with pytest.raises(ConfigError, match="too small"):
+        TwoStagePolicy(tiny_cfg(backbone={"image_size": 4, "vision": "cnn", "cnn_channels": [8, 8, 8]}))
     with pytest.raises(ConfigError, match="replan_every"):
         TwoStagePolicy(tiny_cfg(replan_every=9))
     assert any("lora_rank" in p for p in tiny_cfg(backbone={"lora_rank": 4}).backbone.validate())

@@ -35,6 +35,7 @@ from rho.policy.data import (
     _augment_touch_raw,
     build_sources,
     collate,
+    embodiment_stats,
     image_to_tensor,
     stats_to_json,
     target_norm_stats,
@@ -178,7 +179,8 @@ def test_mixture_sampling_respects_weights(sim, real):
 
 
 def test_normalization_stats_per_source(sim, real):
-    sources = _sources(SourceCfg(str(sim), name="sim"), SourceCfg(str(real), name="real"), valid_fraction=0.0)
+    sources = _sources(SourceCfg(str(sim), name="sim", embodiment="sim_robot"), SourceCfg(str(real), name="real"),
+                       valid_fraction=0.0, normalize="per_source")
     s_sim, s_real = sources
     acts = np.concatenate([s_sim.store.arrays(i)["actions"][()] for i in range(3)])
     np.testing.assert_allclose(s_sim.stats["actions"].mean, acts.mean(0), rtol=1e-4, atol=1e-5)
@@ -203,9 +205,30 @@ def test_normalization_stats_per_source(sim, real):
     assert tgt["touch"] == stats_to_json(s_sim.stats)["touch"] and isinstance(tgt["touch"]["mean"], float)
     assert set(tgt) == {"actions", "proprio", "touch", "touch_net"} and len(tgt["touch_net"]["mean"]) == 3
     # normalize=target: every source uses the target's statistics
-    shared = _sources(SourceCfg(str(sim), name="sim"), SourceCfg(str(real), name="real"), valid_fraction=0.0,
-                      normalize="target")
+    shared = _sources(SourceCfg(str(sim), name="sim", embodiment="sim_robot"), SourceCfg(str(real), name="real"),
+                      valid_fraction=0.0, normalize="target")
     assert shared[1].norm["actions"] is shared[0].stats["actions"]
+
+
+def test_normalization_pools_sources_of_one_embodiment(sim, real):
+    """Regression (issue 16): per-source z-scoring decoded every task with the first source's statistics. Sources
+    of one embodiment now share pooled statistics, which are the ones the checkpoint decodes with."""
+    a, b = SourceCfg(str(sim), name="a", embodiment="aloha/joint_pos"), SourceCfg(str(real), name="b",
+                                                                                  embodiment="aloha/joint_pos")
+    sources = _sources(a, b, valid_fraction=0.0)
+    acts = np.concatenate([*(sources[0].store.arrays(i)["actions"][()] for i in range(sources[0].store.num_demos)),
+                           *(sources[1].adapter.action(e.actions) for e in sources[1].store.episodes)])
+    pooled = target_norm_stats(sources)["actions"]
+    np.testing.assert_allclose(pooled.mean, acts.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled.std, np.where(acts.std(0) < 1e-4, 1, acts.std(0)), rtol=1e-3, atol=1e-5)
+    assert sources[0].norm["actions"] is sources[1].norm["actions"]  # one space for the embodiment
+    # the target embodiment's pooled stats decode, whichever source is first
+    assert target_norm_stats(sources, "b")["actions"].mean.tolist() == pooled.mean.tolist()
+    # two embodiments: each keeps its own
+    c = SourceCfg(str(real), name="c", embodiment="other/joint_pos")
+    two = _sources(a, c, valid_fraction=0.0)
+    assert set(embodiment_stats(two)) == {"aloha/joint_pos", "other/joint_pos"}
+    assert two[1].norm["actions"].mean.tolist() == two[1].stats["actions"].mean.tolist()
 
 
 def test_missing_modalities_are_masked(sim, real):
@@ -355,7 +378,11 @@ def test_train_then_resume_is_exact(sim, real, tmp_path):
     # the checkpoint carries the target's stats (first source: sim) and every source's own
     assert set(stats_b) == {"actions", "proprio", "touch", "touch_net"} and extra_b["step"] == 3
     assert set(extra_b["source_stats"]) == {"lift", "busybox"} and "touch" not in extra_b["source_stats"]["busybox"]
-    assert stats_b == extra_b["source_stats"]["lift"] == extra_a["source_stats"]["lift"]
+    # both sim sources are one embodiment: the checkpoint decodes with their pooled statistics
+    assert extra_b["source_embodiments"] == {"lift": "aloha/joint_pos", "busybox": "aloha/joint_pos"}
+    emb_a, emb_b = extra_a["embodiment_stats"], extra_b["embodiment_stats"]
+    assert stats_b == emb_b["aloha/joint_pos"] == emb_a["aloha/joint_pos"]
+    assert extra_b["source_stats"]["lift"] == extra_a["source_stats"]["lift"]
     assert (tmp_path / "b" / "config.yaml").exists()
     if _has_tensorboard():
         assert list((tmp_path / "b" / "tb").glob("events.out.tfevents.*"))
@@ -463,6 +490,6 @@ def test_trains_the_rho_policy(sim, real, tmp_path):
     assert train(cfg)["steps"] == 3
     model, stats, extra = load_checkpoint(latest_checkpoint(tmp_path / "rho"))
     assert set(stats) == {"actions", "proprio", "touch", "touch_net"} and extra["step"] == 3
-    assert extra["action_mode"] == "ee_delta"  # the target (first, sim) source's: lift_block's expert mode
-    assert list(extra["source_action_modes"].values()) == ["ee_delta", "joint_pos"]  # LeRobot: joint targets
+    assert extra["action_mode"] == "joint_pos"  # datasets hold the executed joint targets, whatever the expert drove
+    assert list(extra["source_action_modes"].values()) == ["joint_pos", "joint_pos"]  # LeRobot: joint targets too
     assert model.cfg.expert.horizon == 4
