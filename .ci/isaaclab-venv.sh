@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Isaac Lab backend's Python 3.12 venv: built once and cached outside the clone (~5 GB, a few minutes from the
+# The Isaac Lab backend's Python 3.12 venv: built once and cached outside the clone (~8 GB, a few minutes from the
 # package registry), then rho installed into it. Prints the venv's path on stdout (its only line there; progress and
 # pip's output go to stderr), so `VENV=$(bash .ci/isaaclab-venv.sh)` works. Python 3.12: $PY312 if it runs, else the
 # first working one .ci/find-python312.sh finds; without one it fails saying what to install.
