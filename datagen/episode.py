@@ -4,6 +4,11 @@ policy trains on.
 Alignment (robomimic's): `obs[k][t]` is what the robot saw when it took `actions[t]`; `rewards[t]` and `dones[t]`
 follow that action; `states[t]` is the full simulator state at `obs[k][t]`. Lengths are all `T`.
 
+Actions (format v2): `actions` are what a policy trains on, absolute joint targets in the env's `joint_pos` layout
+(per arm: 6 joint targets in rad, gripper opening in [0, 1]) — for sim demos the servo targets the expert's command
+produced, for real data the recorded targets; `expert_actions` (sim demos) are the expert's own command in its env
+action mode (`ee_delta` for the scripted experts), None where there is none.
+
 Legend: T steps; A action dim; S touch samples per control step; r, c taxel rows/cols; H, W image size.
 """
 
@@ -22,13 +27,14 @@ class Episode:
     """One demonstration. `meta` holds scalar/JSON-able metadata (seed, task, instruction, randomization, ...)."""
 
     obs: dict[str, np.ndarray]  # key → (T, ...) e.g. rgb_cam_high (T, H, W, 3) uint8, touch_left_a (T, S, r, c, 3)
-    actions: np.ndarray  # (T, A) float32
+    actions: np.ndarray  # (T, A) float32: joint targets (joint_pos layout), the training action
     rewards: np.ndarray  # (T,) float32
     dones: np.ndarray  # (T,) uint8, 1 on the last step
     states: dict[str, np.ndarray] = field(default_factory=dict)  # key → (T, ...), e.g. "sim": (T, nstate) float64
     initial_state: dict[str, np.ndarray] = field(default_factory=dict)  # key → (...), e.g. "sim": (nstate,)
     success: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    expert_actions: np.ndarray | None = None  # (T, A') float32: the expert's own command (sim demos)
 
     @property
     def num_samples(self) -> int:
@@ -39,7 +45,8 @@ class Episode:
         t = self.num_samples
         out = []
         for name, arr in [*(("obs/" + k, v) for k, v in self.obs.items()), ("rewards", self.rewards),
-                          ("dones", self.dones), *(("states/" + k, v) for k, v in self.states.items())]:
+                          ("dones", self.dones), *(("states/" + k, v) for k, v in self.states.items()),
+                          *((("expert_actions", self.expert_actions),) if self.expert_actions is not None else ())]:
             if len(arr) != t:
                 out.append(f"{name}: {len(arr)} steps, expected {t} (the number of actions)")
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():

@@ -3,12 +3,14 @@
 One file (a shard, or a whole dataset):
 
     <file>.hdf5
-    ├── attrs: format_version=1, producer="rho", task, created
-    ├── data                                    attrs: total (samples), env_args (JSON: task, config, obs spec)
+    ├── attrs: format_version=2, producer="rho", task, created
+    ├── data                                    attrs: total (samples), env_args (JSON: task, config, obs spec,
+    │   │                                              action_mode="joint_pos", expert_action_mode)
     │   ├── demo_0                              attrs: num_samples, success, attempt, episode_seed, task,
     │   │   │                                          instruction, randomization (JSON), expert, expert_version,
-    │   │   │                                          source="sim", backend="mujoco", ...
-    │   │   ├── actions          (T, A)  float32
+    │   │   │                                          source="sim", backend="mujoco", action_mode, ...
+    │   │   ├── actions          (T, 14) float32          executed joint targets (joint_pos layout): train on these
+    │   │   ├── expert_actions   (T, A)  float32          the expert's own command (sim demos only)
     │   │   ├── rewards          (T,)    float32
     │   │   ├── dones            (T,)    uint8
     │   │   ├── obs/
@@ -43,7 +45,7 @@ import numpy as np
 
 from .episode import Episode, attrs_to_meta, meta_to_attrs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `actions` are executed joint targets (joint_pos), the expert's command in `expert_actions`
 MANIFEST = "manifest.json"
 SHARD_GLOB = "shard_*.hdf5"
 IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1}  # portable (any HDF5 reader); level 1: 2× faster writes than 4 for +18% size
@@ -53,8 +55,15 @@ class DatasetError(RuntimeError):
     """A dataset that cannot be read or written as asked; the message says why and how to fix it."""
 
 
+def _v1_to_v2(f: h5py.File, **options: Any) -> dict[str, Any]:
+    from .relabel import migrate_v1_to_v2
+
+    return migrate_v1_to_v2(f, **options)
+
+
 # Upgrades of an opened (writable) copy from format_version v to v + 1; `rho dataset convert` applies them in turn.
-MIGRATIONS: dict[int, Callable[[h5py.File], None]] = {}
+# Each takes the file and the convert options (keyword) and may return a report (a dict) of what it did.
+MIGRATIONS: dict[int, Callable[..., dict[str, Any] | None]] = {1: _v1_to_v2}
 
 
 def check_version(version: Any, where: str) -> None:
@@ -64,36 +73,84 @@ def check_version(version: Any, where: str) -> None:
     if isinstance(version, (int, np.integer)) and version > FORMAT_VERSION:
         fix = "it was written by a newer rho: upgrade (`pip install -U rho-sim`)"
     elif isinstance(version, (int, np.integer)) and all(v in MIGRATIONS for v in range(int(version), FORMAT_VERSION)):
-        fix = f"convert it with `rho dataset convert {where} <out.hdf5>`"
+        fix = f"convert it with `rho dataset convert {where} {'<out_dir>' if Path(where).is_dir() else '<out.hdf5>'}`"
     else:
         fix = "no conversion exists from it; regenerate the data with `rho datagen`"
     raise DatasetError(f"{where}: format_version {version!r} is not the version this rho reads ({FORMAT_VERSION}); "
                        f"{fix}.")
 
 
-def convert(src: str | Path, out: str | Path) -> dict[str, Any]:
-    """Rewrite an older-format file (or the current format) as a current-format single file."""
+def convert(src: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
+    """Rewrite an older-format dataset as the current format: a file into a new file, a dataset directory (shards +
+    manifest) into a new directory. `options` go to the migrations (v1 → v2: `tol`, the largest state error a
+    demo may replay with; see `rho.datagen.relabel`). Nothing is written at `out` unless every file converts."""
     src, out = Path(src), Path(out)
     if out.exists():
-        raise DatasetError(f"{out} exists; convert writes a new file")
+        raise DatasetError(f"{out} exists; convert writes a new {'directory' if src.is_dir() else 'file'}")
+    if not src.exists():
+        raise DatasetError(f"{src}: no such dataset (expected a .hdf5 file or a directory of shards)")
+    if src.is_dir():
+        if out.suffix in (".hdf5", ".h5"):
+            raise DatasetError(f"{src} is a dataset directory; convert writes a directory like it, not {out.name}. "
+                               f"Fix: `rho dataset convert {src} <out_dir>` (then `rho dataset merge` for one file)")
+        return _convert_dir(src, out, options)
     tmp = out.with_name(f".{out.name}.tmp")
-    shutil.copyfile(src, tmp)
-    with h5py.File(tmp, "a") as f:
+    try:
+        report = _convert_file(src, tmp, options)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    return {"out": str(out), **report}
+
+
+def _convert_file(src: Path, dst: Path, options: dict[str, Any]) -> dict[str, Any]:
+    shutil.copyfile(src, dst)
+    reports: dict[str, Any] = {}
+    with h5py.File(dst, "a") as f:
         version = int(f.attrs.get("format_version", -1))
         if version > FORMAT_VERSION or any(v not in MIGRATIONS for v in range(version, FORMAT_VERSION)):
-            tmp.unlink()
             check_version(version, str(src))
         for v in range(version, FORMAT_VERSION):
-            MIGRATIONS[v](f)
+            report = MIGRATIONS[v](f, **options)
             f.attrs["format_version"] = v + 1
+            if report:
+                reports[f"v{v}_to_v{v + 1}"] = report
+    return {"from_version": version, "to_version": FORMAT_VERSION, **reports}
+
+
+def _convert_dir(src: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    shards = sorted(src.glob(SHARD_GLOB))
+    if not shards:
+        raise DatasetError(f"{src}: a directory without {SHARD_GLOB} files is not a dataset")
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        files = {s.name: _convert_file(s, tmp / s.name, options) for s in shards}
+        if (src / MANIFEST).exists():
+            m = json.loads((src / MANIFEST).read_text())
+            first = tmp / (m["demos"][0]["file"] if m.get("demos") else shards[0].name)
+            with h5py.File(first, "r") as f:
+                m["env_args"] = json.loads(f["data"].attrs.get("env_args", "{}"))
+            m["format_version"] = FORMAT_VERSION
+            (tmp / MANIFEST).write_text(json.dumps(m, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     os.replace(tmp, out)
-    return {"out": str(out), "from_version": version, "to_version": FORMAT_VERSION}
+    versions = sorted({r["from_version"] for r in files.values()})
+    return {"out": str(out), "from_version": versions[0] if len(versions) == 1 else versions,
+            "to_version": FORMAT_VERSION, "shards": files}
 
 
 # ------------------------------------------------------------------------------------------------ writing
 def write_episode(group: h5py.Group, ep: Episode) -> None:
     """Write one episode into `group` (an empty `data/demo_*` group)."""
     group.create_dataset("actions", data=ep.actions.astype(np.float32))
+    if ep.expert_actions is not None:
+        group.create_dataset("expert_actions", data=ep.expert_actions.astype(np.float32))
     group.create_dataset("rewards", data=ep.rewards.astype(np.float32))
     group.create_dataset("dones", data=ep.dones.astype(np.uint8))
     obs = group.create_group("obs")
@@ -118,7 +175,8 @@ def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
         actions=group["actions"][()], rewards=group["rewards"][()], dones=group["dones"][()],
         states={k: v[()] for k, v in group.get("states", {}).items()},
         initial_state={k: v[()] for k, v in group.get("initial_state", {}).items()},
-        success=bool(meta.pop("success", False)), meta=meta)
+        success=bool(meta.pop("success", False)), meta=meta,
+        expert_actions=group["expert_actions"][()] if "expert_actions" in group else None)
 
 
 class ShardWriter:
@@ -244,7 +302,8 @@ class Dataset:
         return read_episode(self.group(i), keys)
 
     def datasets(self, i: int) -> dict[str, h5py.Dataset]:
-        """Demo i's arrays as open datasets: "obs/<key>", "actions", "rewards", "dones" (cached per demo)."""
+        """Demo i's arrays as open datasets: "obs/<key>", "actions", "rewards", "dones" and, where the demo has
+        them, "expert_actions" (cached per demo)."""
         if os.getpid() != self._pid:
             self._file(self.demos[i].file)
         found = self._dsets.get(i)
@@ -254,6 +313,8 @@ class Dataset:
             g = self.group(i)
             found = {f"obs/{k}": v for k, v in g["obs"].items()}
             found.update(actions=g["actions"], rewards=g["rewards"], dones=g["dones"])
+            if "expert_actions" in g:
+                found["expert_actions"] = g["expert_actions"]
             self._dsets[i] = found
         return found
 
@@ -265,13 +326,15 @@ class Dataset:
         return i, index - int(self.offsets[i])
 
     def frame(self, index: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Global sample `index` → {"obs/<key>": ..., "action": ..., "demo": i, "t": t}, reading one step of
-        each array (one chunk per image), never whole files."""
+        """Global sample `index` → {"obs/<key>": ..., "action": ..., "demo": i, "t": t} (+ "expert_action" where
+        the demo has one), reading one step of each array (one chunk per image), never whole files."""
         i, t = self.locate(index)
         d = self.datasets(i)
         names = [f"obs/{k}" for k in keys] if keys is not None else [k for k in d if k.startswith("obs/")]
         out: dict[str, Any] = {k: d[k][t] for k in names}
         out.update(action=d["actions"][t], demo=i, t=t)
+        if "expert_actions" in d:
+            out["expert_action"] = d["expert_actions"][t]
         return out
 
     def env_args(self) -> dict[str, Any]:

@@ -45,6 +45,8 @@ Keys (rho obs key ↔ LeRobot feature), `lerobot_key` / `rho_key`:
     joint_vel ↔ observation.velocity       touch_<pad>      ↔ observation.touch.<pad>
     <key>     ↔ observation.<key>          touch_net_<pad>  ↔ observation.touch_net.<pad>
     actions   ↔ action      rewards ↔ next.reward      dones ↔ next.done
+    (`actions` are absolute joint targets — format v2 and ALOHA/LeRobot agree on what an action is; a sim demo's
+    `expert_actions`, the expert's own command, are not exported)
 
 Any other LeRobot feature is kept under a sanitized name (`observation.effort` → `effort`,
 `complementary_info.x` → `complementary_info_x`); a modality a dataset lacks (touch on real data) is simply absent.
@@ -643,7 +645,8 @@ def _names(key: str, shape: tuple[int, ...], given: list[str] | None) -> list[st
 
 def _robot_names(args: dict[str, Any]) -> dict[str, list[str]]:
     """Per-element names of state and action when the robot is known, Mobile ALOHA style (left_waist, ...,
-    left_gripper, right_waist, ...); the action's follow the env's action mode."""
+    left_gripper, right_waist, ...); the action's follow what the actions mean (`action_mode`: joint targets in
+    format v2; a v1 dataset's were the env's action mode)."""
     cfg = args.get("env_config", {})
     try:
         from rho.assets.robots import get_robot
@@ -653,7 +656,7 @@ def _robot_names(args: dict[str, Any]) -> dict[str, list[str]]:
         return {}
     joints = [f"{arm}_{j.split('/')[-1]}" for arm in robot.arms for j in (*robot.joint_names(arm), "gripper")]
     ee = [f"{arm}_{c}" for arm in robot.arms for c in ("dx", "dy", "dz", "rx", "ry", "rz", "gripper")]
-    action = ee if cfg.get("action", {}).get("mode") == "ee_delta" else joints
+    action = ee if args.get("action_mode", cfg.get("action", {}).get("mode")) == "ee_delta" else joints
     return {"observation.state": joints, "observation.velocity": joints, "action": action}
 
 
@@ -953,12 +956,14 @@ def _imported_env_args(src: _Source, ep: Episode) -> dict[str, Any]:
     LeRobot features."""
     lerobot = {"path": str(src.root.resolve()), "codebase_version": src.version, "robot_type": src.info.get(
         "robot_type"), "fps": src.fps}
-    if src.rho.get("env_args"):
-        return {**src.rho["env_args"], "imported_from": lerobot}
+    if src.rho.get("env_args"):  # a rho export: its actions mean what its env_args say (v2: joint targets; an
+        args = src.rho["env_args"]  # export of a format-v1 dataset held the expert's command in the env's mode)
+        mode = args.get("action_mode", args.get("env_config", {}).get("action", {}).get("mode", "joint_pos"))
+        return {**args, "action_mode": mode, "imported_from": lerobot}
     spec = [{"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype), "unit": "", "rate_hz": src.fps,
              "group": _group(k), "description": f"LeRobot feature {lerobot_key(k)}"} for k, v in ep.obs.items()]
     return {"task": ep.meta.get("task"), "backend": "real", "source": "lerobot", "control_hz": src.fps,
-            "obs_spec": spec, "imported_from": lerobot}
+            "obs_spec": spec, "imported_from": lerobot, "action_mode": "joint_pos"}  # ALOHA: absolute joint targets
 
 
 def _group(key: str) -> str:

@@ -1,6 +1,10 @@
 """`rho datagen`: run a task's expert headless in batched envs (and worker processes), record every step, keep the
 demos, write sharded HDF5 atomically, resume after a kill.
 
+Actions (format v2): every step records the executed servo targets (`info["joint_action"]`, the joint_pos layout)
+as the demo's `actions` — what a policy trains on — and the expert's own command (in its env action mode, e.g.
+ee_delta) as `expert_actions`.
+
 Determinism: attempt k of a run (k = 0, 1, 2, ...) is the episode with seed `attempt_seed(seed, k)`; an episode is
 fully determined by its seed (initial state, randomization, sensor noise), so a demo does not depend on which
 worker or env slot ran it. The dataset is the first `num_demos` successful attempts by index (failures too, when
@@ -110,14 +114,17 @@ class _Recorder:
         self.initial = env.get_state()[slot].copy()
         self.obs: dict[str, list[np.ndarray]] = {}
         self.states: list[np.ndarray] = []
-        self.actions: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []  # executed joint targets (joint_pos layout)
+        self.expert_actions: list[np.ndarray] = []  # the expert's command
         self.rewards: list[float] = []
 
-    def add(self, obs: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray, reward: float) -> None:
+    def add(self, obs: dict[str, np.ndarray], state: np.ndarray, action: np.ndarray, joint_action: np.ndarray,
+            reward: float) -> None:
         for k, v in obs.items():
             self.obs.setdefault(k, []).append(v[self.slot].copy())
         self.states.append(state[self.slot].copy())
-        self.actions.append(action[self.slot].astype(np.float32))
+        self.actions.append(joint_action[self.slot].astype(np.float32))
+        self.expert_actions.append(np.asarray(action[self.slot], np.float32))
         self.rewards.append(float(reward))
 
     def episode(self, success: bool, task_meta: dict[str, Any]) -> Episode:
@@ -127,7 +134,8 @@ class _Recorder:
         return Episode(obs={k: np.stack(v) for k, v in self.obs.items()}, actions=np.stack(self.actions),
                        rewards=np.asarray(self.rewards, np.float32), dones=dones,
                        states={"sim": np.stack(self.states)}, initial_state={"sim": self.initial},
-                       success=success, meta={**task_meta, **_flat_meta(self.meta), "attempt": self.attempt})
+                       success=success, meta={**task_meta, **_flat_meta(self.meta), "attempt": self.attempt},
+                       expert_actions=np.stack(self.expert_actions))
 
 
 def _flat_meta(params: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +162,13 @@ def _env_for(cfg: DatagenCfg):
 
 
 def env_args(cfg: DatagenCfg, env, entry, expert: Any = None) -> dict[str, Any]:
-    """What a reader needs to rebuild the env: task, its full config, the observation spec, backend, expert (and,
-    for an RL expert, its checkpoint: path, sha256, iteration, the scripted expert it builds on)."""
+    """What a reader needs to rebuild the env: task, its full config (the env the expert ran in), the observation
+    spec, backend, expert (and, for an RL expert, its checkpoint: path, sha256, iteration, the scripted expert it
+    builds on), and what the actions mean: `action_mode` (of `actions`: joint_pos) and `expert_action_mode` (of
+    `expert_actions`: the env's action.mode)."""
     expert = entry.expert_cls if expert is None else expert
     out = {"task": entry.name, "gym_id": entry.gym_id, "backend": env.cfg.sim.backend, "env_config": config_to_dict(env.cfg),
+           "action_mode": "joint_pos", "expert_action_mode": env.cfg.action.mode,
            "obs_spec": json.loads(env.obs_spec.to_json()), "expert": expert.name,
            "expert_version": expert.version, "control_hz": 1 / env.control_dt, "touch_hz": env.touch_hz,
            "touch_contact_expected": entry.env_cls.touch_contact_expected}
@@ -178,7 +189,8 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
     entry, env = _env_for(cfg)
     expert = make_expert(cfg.expert, env)
     task_meta = {"task": entry.name, "expert": expert.name, "expert_version": expert.version, "source": "sim",
-                 "backend": env.cfg.sim.backend, "worker": worker}
+                 "backend": env.cfg.sim.backend, "worker": worker, "action_mode": "joint_pos",
+                 "expert_action_mode": env.cfg.action.mode}
     args = env_args(cfg, env, entry, expert)
     attempts = (k for k in _count(worker, cfg.workers) if k not in done)
     pending: dict[int, int] = {}  # env slot → attempt of the episode the env just reset it to
@@ -201,7 +213,7 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
             before = obs
             obs, rew, term, trunc, info = env.step(action)
             for i, rec in enumerate(recs):
-                rec.add(before, state, action, rew[i])
+                rec.add(before, state, action, info["joint_action"], rew[i])
             finished = np.flatnonzero(term | trunc)
             for i in finished:
                 rec, success = recs[i], bool(info["final_info"]["success"][i])

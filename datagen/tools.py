@@ -26,9 +26,10 @@ def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], di
         problems.append("env_args has no obs_spec: cannot check observation shapes")
     stats = {"demos": ds.num_demos, "samples": len(ds), "successes": 0, "touch_demos": 0, "checked": 0}
     expect_touch = bool(ds.env_args().get("touch_contact_expected", True))
+    bounds = _action_bounds(ds.env_args(), problems)
     for i in range(ds.num_demos if max_demos is None else min(max_demos, ds.num_demos)):
         problems += [f"demo {i} ({ds.demos[i].group}): {p}"
-                     for p in _check_demo(ds.group(i), spec, stats, expect_touch)]
+                     for p in _check_demo(ds.group(i), spec, stats, expect_touch, bounds)]
         stats["checked"] += 1
     if ds.num_demos == 0:
         problems.append("no demos")
@@ -37,19 +38,44 @@ def check(path: str | Path, max_demos: int | None = None) -> tuple[list[str], di
     return problems, stats
 
 
-def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any], expect_touch: bool) -> list[str]:
+def _action_bounds(args: dict[str, Any], problems: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) of the joint_pos action of the dataset's robot when `actions` are joint targets, else None."""
+    mode = args.get("action_mode", "joint_pos")
+    if mode != "joint_pos":
+        problems.append(f"env_args: action_mode is {mode!r}; format v2 datasets train on joint_pos actions")
+        return None
+    robot = args.get("env_config", {}).get("robot")
+    if robot is None:  # imported real data: the robot is not known to rho
+        return None
+    from rho.assets.robots import get_robot
+    from rho.sim.env import joint_pos_bounds
+
+    try:
+        return joint_pos_bounds(get_robot(robot))
+    except (KeyError, ValueError) as e:
+        problems.append(f"env_args: robot {robot!r} is unknown here ({e}); action bounds not checked")
+        return None
+
+
+def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any], expect_touch: bool,
+                bounds: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
     sim = g.attrs.get("source", "sim") == "sim"  # imported real data has no simulator state or seeds
     out = [f"missing attribute {a!r}" for a in REQUIRED_ATTRS + (SIM_ATTRS if sim else ()) if a not in g.attrs]
-    for name in ("actions", "rewards", "dones", "obs", *(("states/sim", "initial_state/sim") if sim else ())):
+    for name in ("actions", "rewards", "dones", "obs",
+                 *(("states/sim", "initial_state/sim", "expert_actions") if sim else ())):
         if name not in g:
-            out.append(f"missing {name}")
+            out.append(f"missing {name}" + (" (the expert's own command; every sim demo of format v2 has it)"
+                                            if name == "expert_actions" else ""))
     if out:
         return out
     t = int(g.attrs["num_samples"])
     arrays = [("actions", g["actions"]), ("rewards", g["rewards"]), ("dones", g["dones"]),
               *((f"obs/{k}", v) for k, v in g["obs"].items())]
     if sim:
-        arrays.append(("states/sim", g["states/sim"]))
+        arrays += [("states/sim", g["states/sim"]), ("expert_actions", g["expert_actions"])]
+    elif "expert_actions" in g:
+        arrays.append(("expert_actions", g["expert_actions"]))
+    out += _check_actions(g["actions"][()], bounds)
     for name, arr in arrays:
         if arr.shape[0] != t:
             out.append(f"{name}: {arr.shape[0]} steps, num_samples says {t}")
@@ -69,6 +95,21 @@ def _check_demo(g: h5py.Group, spec: dict[str, dict], stats: dict[str, Any], exp
     stats["successes"] += bool(g.attrs["success"])
     out += _check_touch(g, stats, expect_touch)
     return out
+
+
+def _check_actions(actions: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None) -> list[str]:
+    """`actions` (T, 14) must lie in the joint_pos action space (float32 rounding allowed, as the env allows)."""
+    if bounds is None or not len(actions):
+        return []
+    low, high = bounds
+    if actions.shape[1:] != low.shape:
+        return [f"actions: per-step shape {actions.shape[1:]}, the joint_pos action of this robot is {low.shape}"]
+    bad = np.flatnonzero(((actions < low - 1e-6) | (actions > high + 1e-6)).any(axis=0))
+    if not np.isfinite(actions).all() or not len(bad):
+        return []
+    j = int(bad[0])
+    return [f"actions: dim(s) {bad.tolist()} outside the joint_pos action space, e.g. dim {j} spans "
+            f"[{actions[:, j].min():.4g}, {actions[:, j].max():.4g}], allowed [{low[j]:.4g}, {high[j]:.4g}]"]
 
 
 def _check_touch(g: h5py.Group, stats: dict[str, Any], expect_touch: bool) -> list[str]:
@@ -99,13 +140,17 @@ def info(path: str | Path) -> dict[str, Any]:
     ds = Dataset(path)
     args = ds.env_args()
     out: dict[str, Any] = {"path": str(Path(path).resolve()), "format_version": FORMAT_VERSION,
-                           "task": args.get("task"), "demos": ds.num_demos, "samples": len(ds),
+                           "task": args.get("task"), "action_mode": args.get("action_mode"),
+                           "expert_action_mode": args.get("expert_action_mode"), "demos": ds.num_demos,
+                           "samples": len(ds),
                            "successes": int(sum(d.success for d in ds.demos)),
                            "mean_length": float(ds.lengths.mean()) if ds.num_demos else 0.0}
     if ds.num_demos:
         g = ds.group(0)
         out["keys"] = {f"obs/{k}": [list(v.shape[1:]), str(v.dtype)] for k, v in g["obs"].items()}
-        out["keys"]["actions"] = [list(g["actions"].shape[1:]), str(g["actions"].dtype)]
+        for k in ("actions", "expert_actions"):
+            if k in g:
+                out["keys"][k] = [list(g[k].shape[1:]), str(g[k].dtype)]
         if "states/sim" in g:
             out["keys"]["states/sim"] = [list(g["states/sim"].shape[1:]), str(g["states/sim"].dtype)]
         out["instructions"] = sorted({str(ds.group(i).attrs["instruction"]) for i in range(min(20, ds.num_demos))})
@@ -175,28 +220,45 @@ def merge(out: str | Path, inputs: list[str | Path]) -> dict[str, Any]:
     return {"out": str(out), "demos": len(names), "samples": total}
 
 
-def replay(path: str | Path, demo: int = 0) -> dict[str, Any]:
-    """Re-simulate a demo from its episode seed (same randomization) and initial state with its recorded actions;
-    report how far the re-simulated states drift from the recorded ones."""
-    from rho.config import config_from_dict
-    from rho.tasks import get_task
+def replay(path: str | Path, demo: int | str = 0, actions: str = "actions") -> dict[str, Any]:
+    """Re-simulate a demo (`demo="all"`: every demo) from its episode seed (same randomization) and initial state;
+    report how far the re-simulated states drift from the recorded ones. `actions="actions"` steps the training
+    actions in their mode (v2: the executed joint targets, joint_pos); `actions="expert_actions"` steps the expert's
+    own commands in the env's action mode. Both are bit-identical on the same machine for data rho v2 generated."""
+    from .relabel import replay_demo, replay_env
 
+    if actions not in ("actions", "expert_actions"):
+        raise DatasetError(f"actions must be 'actions' or 'expert_actions', got {actions!r}")
     ds = Dataset(path)
-    args = ds.env_args()
-    ep = ds.episode(demo, keys=[])
-    entry = get_task(args["task"])
-    cfg = config_from_dict(entry.cfg_cls, args["env_config"])
-    cfg.num_envs, cfg.cameras = 1, {}
-    env = entry.env_cls(cfg)
-    env.reset(options={"episode_seeds": [int(ep.meta["episode_seed"])]})
-    env.set_state(ep.initial_state["sim"][None])
-    nq = env.model.nq
-    err = []
-    for t in range(ep.num_samples):
-        err.append(np.abs(env.get_state()[0, 1:1 + nq] - ep.states["sim"][t, 1:1 + nq]).max())  # qpos after time
-        env.step(ep.actions[t][None])
-    env.close()
-    ds.close()
-    err = np.array(err)
-    return {"demo": demo, "steps": ep.num_samples, "max_qpos_divergence": float(err.max()),
-            "final_qpos_divergence": float(err[-1]), "bit_identical": bool(err.max() == 0.0)}
+    try:
+        args = ds.env_args()
+        demos = list(range(ds.num_demos)) if demo == "all" else [int(demo)]
+        if demo != "all" and not 0 <= demos[0] < ds.num_demos:
+            raise DatasetError(f"demo {demos[0]} out of range: the dataset has {ds.num_demos} demos")
+        mode = args.get("action_mode", "joint_pos") if actions == "actions" else args.get(
+            "expert_action_mode", args.get("env_config", {}).get("action", {}).get("mode", "joint_pos"))
+        env = replay_env(args, mode)
+        rows = []
+        try:
+            for i in demos:
+                g = ds.group(i)
+                if actions not in g:
+                    raise DatasetError(f"demo {i} ({ds.demos[i].group}) has no {actions}")
+                if "states/sim" not in g or not g["states/sim"].shape[-1]:
+                    raise DatasetError(f"demo {i} ({ds.demos[i].group}) has no simulator state to replay from "
+                                       f"(source={g.attrs.get('source')!r})")
+                r = replay_demo(env, int(g.attrs["episode_seed"]), g["initial_state/sim"][()], g[actions][()],
+                                g["states/sim"][()])
+                rows.append((len(r["qpos_error"]), float(r["qpos_error"].max()), float(r["qpos_error"][-1]),
+                             float(r["qvel_error"].max())))
+        finally:
+            env.close()
+    finally:
+        ds.close()
+    steps, q, q_final, v = (list(c) for c in zip(*rows, strict=True))
+    out = {"demo": demo if demo == "all" else demos[0], "actions": actions, "action_mode": mode,
+           "steps": sum(steps), "max_qpos_divergence": max(q), "final_qpos_divergence": max(q_final),
+           "max_qvel_divergence": max(v), "bit_identical": max(q) == 0.0 and max(v) == 0.0}
+    if demo == "all":
+        out["demos"] = len(demos)
+    return out

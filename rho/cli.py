@@ -9,12 +9,12 @@
     rho dataset check|info <path> [--json]                                        validate / describe a dataset
     rho dataset split <path> [valid_fraction=0.1 seed=0]                          train/valid masks
     rho dataset merge <out.hdf5> <path> <path> ...                                concatenate datasets
-    rho dataset replay <path> [demo=0]                                            re-simulate, report divergence
+    rho dataset replay <path> [demo=0|all actions=actions|expert_actions]         re-simulate, report divergence
     rho dataset view <path> [demo=0 out=demo.png|demo.rrd frames=10]              cameras, touch, joints
     rho dataset export-lerobot <path> <out_dir> [repo_id=... vcodec=h264] [--images]  LeRobotDataset v3.0
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
-    rho dataset convert <old.hdf5> <new.hdf5>                                     upgrade an older format_version
+    rho dataset convert <old.hdf5|dir> <new.hdf5|dir> [tol=1e-4]                  upgrade an older format_version
     rho train policy=<name|x.yaml> data=<name|mix.yaml> out=<dir> [steps=… batch_size=… resume=true] [--json]
                                                                                   train the two-stage policy
     rho eval policy=<dir|expert|random> suite=<smoke|standard|generalization|file.yaml> out=<dir>
@@ -240,13 +240,17 @@ def cmd_dataset(args: list[str]) -> int:
         elif sub == "convert":
             from rho.datagen.hdf5 import convert
 
-            result = convert(paths[0], paths[1])
+            if len(paths) != 2:
+                print("usage: rho dataset convert <old.hdf5|old_dir> <new.hdf5|new_dir> [tol=1e-4]", file=sys.stderr)
+                return 2
+            result = convert(paths[0], paths[1], **({"tol": float(kv["tol"])} if "tol" in kv else {}))
         elif sub == "describe-lerobot":
             from rho.datagen.lerobot import describe_lerobot
 
             result = describe_lerobot(paths[0])
         else:
-            result = tools.replay(paths[0], int(kv.get("demo", 0)))
+            demo = kv.get("demo", "0")
+            result = tools.replay(paths[0], demo if demo == "all" else int(demo), kv.get("actions", "actions"))
     except DatasetError as e:
         print(f"rho dataset {sub}: {e}", file=sys.stderr)
         return 1

@@ -152,6 +152,10 @@ class ActionCfg:
     max_ee_step_rot: float = 0.15  # ee_delta: largest rotation per control step (rad)
     ik_damping: float = 0.05  # damped-least-squares λ
     ee_lead_steps: float = 3.0  # ee_delta: how far (in max steps) the TCP target may run ahead of the TCP
+    # ee_delta: round the IK's servo targets to float32, the precision of a joint_pos action, so the executed targets
+    # (info["joint_action"]) replay the step bit-identically in joint_pos; false: float64 targets, as rho wrote
+    # format-v1 datasets (`rho dataset convert` replays those with it)
+    servo_float32: bool = True
 
 
 @dataclass
@@ -654,7 +658,8 @@ class BatchedEnv(gym.vector.VectorEnv):
                                                 clipped, strict)
             if status == 0:
                 per_arm = np.minimum(np.maximum(a, lo), hi).reshape(self.num_envs, len(self.robot.arms), -1)
-                self.ctrl[:, self.arm_act] = np.clip(self._ik(per_arm[..., :-1]), self.joint_low, self.joint_high)
+                target = np.clip(self._ik(per_arm[..., :-1]), self.joint_low, self.joint_high)
+                self.ctrl[:, self.arm_act] = target.astype(np.float32) if self.cfg.action.servo_float32 else target
                 self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
         if status == 1:
             envs, dims = np.nonzero(~np.isfinite(a))
@@ -681,8 +686,10 @@ class BatchedEnv(gym.vector.VectorEnv):
         action a `joint_pos` env would have been given to execute the same step. After a reset: the targets the
         reset wrote. `step()` returns the same in `info["joint_action"]` (taken before any autoreset).
 
-        Replaying these as `joint_pos` actions from the same seeded reset reproduces an `ee_delta` episode up to
-        the float32 rounding of the targets (the servo targets an `ee_delta` step writes are float64)."""
+        Replaying these as `joint_pos` actions from the same seeded reset reproduces an `ee_delta` episode
+        bit-identically: the IK's targets are rounded to float32 before the servos get them
+        (`action.servo_float32`; with it off, the float64 targets replay only up to their float32 rounding, which
+        contact-rich insertions amplify to ~1 mm)."""
         return self._joint_action
 
     def _ik(self, delta: np.ndarray) -> np.ndarray:

@@ -47,6 +47,14 @@ def test_layout_is_robomimic(small):
     with Dataset(out) as ds:
         g = ds.group(0)
         assert g["actions"].shape[1:] == (14,) and g["actions"].dtype == np.float32
+        # v2: actions are the executed joint targets, the expert's ee_delta command is kept beside them
+        assert g["expert_actions"].shape == g["actions"].shape and g["expert_actions"].dtype == np.float32
+        assert g.attrs["action_mode"] == "joint_pos" and g.attrs["expert_action_mode"] == "ee_delta"
+        assert g["obs/ee_target"].shape[1:] == (14,)  # the running TCP target ee_delta moves is observed
+        args = ds.env_args()
+        assert args["action_mode"] == "joint_pos" and args["expert_action_mode"] == "ee_delta"
+        assert args["env_config"]["action"]["mode"] == "ee_delta"  # the env the expert ran in
+        assert "ee_target" in [k["name"] for k in args["obs_spec"]]
         assert g["dones"][-1] == 1 and g["dones"][:-1].sum() == 0
         assert g["states/sim"].shape[0] == g.attrs["num_samples"]
         assert g["initial_state/sim"].ndim == 1
@@ -58,11 +66,12 @@ def test_layout_is_robomimic(small):
         assert g.attrs["source"] == "sim" and g.attrs["backend"] == "mujoco"
         assert json.loads(g.attrs["randomization"])["friction_scale"] > 0
         f = g.file
-        assert f.attrs["format_version"] == 1
+        assert f.attrs["format_version"] == 2
         assert "env_args" in f["data"].attrs and f["data"].attrs["total"] > 0
         assert "train" in f["mask"]
         frame = ds.frame(len(ds) - 1)
         assert frame["obs/rgb_cam_high"].shape == (32, 32, 3) and frame["action"].shape == (14,)
+        assert frame["expert_action"].shape == (14,)
 
 
 def test_check_passes_and_catches_problems(small, tmp_path):
@@ -76,11 +85,16 @@ def test_check_passes_and_catches_problems(small, tmp_path):
         f["data/demo_1/obs/joint_pos"][3, 2] = np.nan
         del f["data/demo_2/obs/touch_left_a"]
         f["data/demo_3"].attrs["num_samples"] = 999
+        f["data/demo_0/actions"][5, 1] = 2.0  # shoulder beyond its 1.257 rad limit
     problems, _ = tools.check(bad)
     text = "\n".join(problems)
     assert "demo 1" in text and "NaN" in text
     assert "obs/touch_left_a: missing" in text
     assert "num_samples says 999" in text
+    assert "demo 0 (demo_0): actions: dim(s) [1] outside the joint_pos action space" in text
+    with h5py.File(bad, "a") as f:
+        del f["data/demo_0/expert_actions"]
+    assert any("demo 0 (demo_0): missing expert_actions" in p for p in tools.check(bad)[0])
 
 
 def test_same_seed_same_demos_whatever_the_batch(small, tmp_path):
@@ -92,9 +106,87 @@ def test_same_seed_same_demos_whatever_the_batch(small, tmp_path):
 
 
 def test_replay_is_bit_identical(small):
+    """Both the training actions (joint targets, in joint_pos mode) and the expert's own commands (ee_delta)
+    reproduce the recorded states bit-identically (qpos and qvel error exactly 0)."""
     out, _ = small
     result = tools.replay(out, demo=3)
-    assert result["bit_identical"], result
+    assert result["action_mode"] == "joint_pos" and result["bit_identical"], result
+    assert result["max_qvel_divergence"] == 0.0, result
+    result = tools.replay(out, demo=3, actions="expert_actions")
+    assert result["bit_identical"] and result["action_mode"] == "ee_delta", result
+
+
+def test_busybox_joint_targets_replay_the_demo(tmp_path):
+    """A BusyBox task: every demo's joint-target actions, replayed in joint_pos mode from its seed and initial
+    state, reproduce the recorded states bit-identically (qpos and qvel error exactly 0), and the dataset checks."""
+    cfg = load_config(datagen_schema("busybox_push_button"), yaml="datagen", overrides=[
+        "task=busybox_push_button", f"out={tmp_path / 'bb'}", "num_demos=2", "num_envs=2", "env.cameras={}"])
+    generate(cfg, progress=False)
+    assert tools.check(tmp_path / "bb")[0] == []
+    for demo in range(2):
+        result = tools.replay(tmp_path / "bb", demo=demo)
+        assert result["bit_identical"] and result["max_qvel_divergence"] == 0.0, result
+
+
+def _as_v1(path: Path, legacy_config: bool = False) -> None:
+    """Rewrite a v2 file as format v1 wrote it: the expert's command as `actions`, no `expert_actions`, no
+    `ee_target` observation, no action_mode in env_args or demo attrs (`legacy_config`: nor
+    action.servo_float32 in the env config, which v1 did not have)."""
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 1
+        args = json.loads(f["data"].attrs["env_args"])
+        for k in ("action_mode", "expert_action_mode"):
+            del args[k]
+        if legacy_config:
+            del args["env_config"]["action"]["servo_float32"]
+        args["obs_spec"] = [k for k in args["obs_spec"] if k["name"] != "ee_target"]
+        f["data"].attrs["env_args"] = json.dumps(args)
+        for g in f["data"].values():
+            del g["actions"], g["obs/ee_target"], g.attrs["action_mode"], g.attrs["expert_action_mode"]
+            g.move("expert_actions", "actions")
+
+
+def test_v1_converts_by_replay_to_what_v2_datagen_writes(small, tmp_path):
+    """`rho dataset convert` relabels a v1 dataset (file or shard directory) by replay: the same actions,
+    expert_actions and observations as a fresh v2 datagen; a demo that does not replay is refused."""
+    import shutil
+
+    from rho.cli import main
+    from rho.datagen import hdf5
+
+    out, _ = small
+    old = tmp_path / "v1"
+    shutil.copytree(out, old)
+    for shard in old.glob("shard_*.hdf5"):
+        _as_v1(shard)
+    m = json.loads((old / "manifest.json").read_text())
+    m["format_version"] = 1
+    (old / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(DatasetError, match=r"format_version 1 .* `rho dataset convert .*v1 <out_dir>`"):
+        Dataset(old)
+    assert main(["dataset", "convert", str(old), str(tmp_path / "v2"), "--json"]) == 0
+    with Dataset(out) as fresh, Dataset(tmp_path / "v2") as conv:
+        assert conv.num_demos == fresh.num_demos == 4
+        assert conv.env_args()["action_mode"] == "joint_pos" and conv.env_args()["expert_action_mode"] == "ee_delta"
+        assert conv.env_args()["obs_spec"] == fresh.env_args()["obs_spec"]
+        for i in range(4):
+            a, b = fresh.episode(i), conv.episode(i)
+            np.testing.assert_array_equal(a.actions, b.actions)
+            np.testing.assert_array_equal(a.expert_actions, b.expert_actions)
+            assert a.obs.keys() == b.obs.keys()
+            np.testing.assert_array_equal(a.obs["ee_target"], b.obs["ee_target"])
+            assert b.meta["replay_max_qpos_error"] == 0.0  # same machine: the v1 actions replay bit-identically
+    assert tools.check(tmp_path / "v2")[0] == []
+    # one file; a demo whose recorded states the replay does not reproduce is refused, nothing written
+    one = tmp_path / "one.hdf5"
+    shutil.copyfile(next(iter(sorted(old.glob("shard_*.hdf5")))), one)
+    result = hdf5.convert(one, tmp_path / "one_v2.hdf5")
+    assert result["from_version"] == 1 and result["v1_to_v2"]["relabelled"] == 3
+    with h5py.File(one, "a") as f:
+        f["data/demo_1/states/sim"][10, 3] += 0.01
+    with pytest.raises(DatasetError, match=r"demo_1 does not replay: from step 10 .* up to 0\.01"):
+        hdf5.convert(one, tmp_path / "bad_v2.hdf5")
+    assert not (tmp_path / "bad_v2.hdf5").exists() and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_refuses_existing_output_and_unwritable_path(small, tmp_path):
@@ -119,20 +211,44 @@ def test_unknown_format_version_is_refused(small, tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="newer rho: upgrade"):
         Dataset(f2)
     with h5py.File(f2, "a") as f:  # an older format with a registered migration: refused with the converter
-        f.attrs["format_version"] = 0
+        f.attrs["format_version"] = 1
         f["data/demo_0"].attrs["instruction"] = "old name"
 
-    def v0_to_v1(f):  # what a real migration looks like: edit the copy in place
+    def v1_to_v2(f):  # what a migration looks like: edit the copy in place
         for g in f["data"].values():
             g.attrs["instruction"] = str(g.attrs["instruction"]).upper()
 
-    monkeypatch.setitem(hdf5.MIGRATIONS, 0, v0_to_v1)
+    monkeypatch.setitem(hdf5.MIGRATIONS, 1, v1_to_v2)
     with pytest.raises(DatasetError, match=r"rho dataset convert .*v99\.hdf5 <out\.hdf5>"):
         Dataset(f2)
     result = hdf5.convert(f2, tmp_path / "new.hdf5")
-    assert result == {"out": str(tmp_path / "new.hdf5"), "from_version": 0, "to_version": 1}
+    assert result == {"out": str(tmp_path / "new.hdf5"), "from_version": 1, "to_version": 2}
     with Dataset(tmp_path / "new.hdf5") as ds:
         assert ds.episode(0).meta["instruction"] == "OLD NAME"
+
+
+def test_v1_with_float64_servo_targets_converts(tmp_path):
+    """A v1 dataset as rho wrote it (ee_delta servoing to the IK's float64 targets; the env config has no
+    servo_float32): convert replays it in that env, bit-identically, and labels it with the executed targets —
+    those of a v2 run in the same env — which replay it in joint_pos up to their float32 rounding."""
+    from rho.datagen import hdf5
+
+    cfg = load_config(datagen_schema("lift_block"), yaml="datagen", overrides=[
+        f"out={tmp_path / 'old.hdf5'}", "num_demos=2", "num_envs=2", "env.cameras={}",
+        "env.action.servo_float32=false"])
+    generate(cfg, progress=False)
+    with Dataset(tmp_path / "old.hdf5") as ds:
+        fresh = [(ds.episode(i).actions, ds.episode(i).expert_actions) for i in range(2)]
+    _as_v1(tmp_path / "old.hdf5", legacy_config=True)
+    report = hdf5.convert(tmp_path / "old.hdf5", tmp_path / "new.hdf5")["v1_to_v2"]
+    assert report["relabelled"] == 2 and report["max_qpos_error"] == 0.0 and report["max_qvel_error"] == 0.0
+    assert 0.0 < report["joint_replay_max_qpos_error"] < 1e-6, report  # float32 rounding of float64 targets
+    with Dataset(tmp_path / "new.hdf5") as ds:
+        assert ds.env_args()["env_config"]["action"]["servo_float32"] is False
+        assert tools.replay(tmp_path / "new.hdf5", demo=1, actions="expert_actions")["bit_identical"]
+        for i, (actions, expert_actions) in enumerate(fresh):
+            np.testing.assert_array_equal(ds.episode(i).actions, actions)
+            np.testing.assert_array_equal(ds.episode(i).expert_actions, expert_actions)
 
 
 def test_split_and_merge(small, tmp_path):

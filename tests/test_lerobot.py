@@ -188,6 +188,11 @@ def test_read_v21_mobile_aloha(tmp_path):
     desc = lr.describe_lerobot(root)
     assert desc["episodes"] == 2 and desc["touch"] == [] and desc["rho_keys"]["observation.effort"] == "effort"
     assert len(desc["cameras"]) == 3 and desc["tasks"] == ["open the busybox lid", "press the button"]
+    out = tmp_path / "real.hdf5"  # real data holds joint targets already: format v2, action_mode joint_pos
+    lr.import_to_hdf5(root, out, decode_video=False)
+    with Dataset(out) as ds:
+        assert ds.env_args()["action_mode"] == "joint_pos" and "expert_actions" not in ds.group(0)
+        assert ds.group(0).file.attrs["format_version"] == 2
 
 
 def test_unknown_codebase_version_is_refused(tmp_path):

@@ -180,6 +180,10 @@ def test_rl_expert_drives_datagen_and_records_itself(run, tmp_path):
         assert args["expert"] == "plug_insertion_rl" and args["expert_rl"]["iteration"] == 2
         assert args["expert_rl"]["base_expert"] == "plug_insertion_scripted@1.0"
         assert args["env_config"]["action"]["mode"] == "ee_delta"
+        # v2: the RL expert's ee_delta command beside the executed joint targets the dataset trains on
+        assert args["action_mode"] == "joint_pos" and args["expert_action_mode"] == "ee_delta"
+        assert g["expert_actions"].shape == g["actions"].shape == (g.attrs["num_samples"], 14)
+    assert tools.replay(tmp_path / "ds")["bit_identical"]  # the joint targets replay the RL demo exactly
 
 
 def test_rl_expert_refuses_wrong_task_and_mode(run):
