@@ -47,8 +47,31 @@ class Evaluation:
         return [(t, lv) for t in self.suite.task_names() for lv in self.suite.levels]
 
     def episode_seeds(self, task: str, level: str) -> list[int]:
-        """The seeds of the cell's episodes, the same for every policy."""
+        """The seeds of the cell's episodes, the same for every policy: the suite's, or (`seeds_from`) the first
+        `episodes` demo seeds of a dataset of that task."""
+        given = self._dataset_seeds().get(task)
+        if given is not None:
+            if len(given) < self.suite.episodes:
+                from rho.config import ConfigError
+
+                raise ConfigError([f"seeds_from: the {task} dataset has {len(given)} demo seeds, episodes="
+                                   f"{self.suite.episodes}. Fix: lower episodes"])
+            return given[: self.suite.episodes]
         return [episode_seed(self.suite.seed, task, level, k) for k in range(self.suite.episodes)]
+
+    def _dataset_seeds(self) -> dict[str, list[int]]:
+        """task → episode seeds of the demos of the `seeds_from` datasets, in dataset order."""
+        if not hasattr(self, "_seeds_cache"):
+            from rho.datagen.hdf5 import Dataset
+
+            out: dict[str, list[int]] = {}
+            for path in self.suite.seeds_from:
+                with Dataset(path) as ds:
+                    task = str(ds.env_args().get("task", ""))
+                    out.setdefault(task, []).extend(int(ds.group(i).attrs["episode_seed"])
+                                                    for i in range(ds.num_demos))
+            self._seeds_cache = out
+        return self._seeds_cache
 
     def skip_reason(self, task: str, level: str, policy: Any) -> str | None:
         if level not in LEVELS:
@@ -69,9 +92,16 @@ class Evaluation:
                 continue
             traces = frozenset(range(min(s.traces, s.episodes)))
             videos = min(s.videos, s.episodes)
-            units += [Unit(task, level, (k,), video=True, traces=traces) for k in range(videos)]
+            seeds = self.episode_seeds(task, level) if task in self._dataset_seeds() else None
+
+            def unit(eps: tuple[int, ...], video: bool = False, task=task, level=level, seeds=seeds,
+                     traces=traces) -> Unit:
+                return Unit(task, level, eps, video=video, traces=traces,
+                            seeds=tuple(seeds[k] for k in eps) if seeds else ())
+
+            units += [unit((k,), video=True) for k in range(videos)]
             rest, chunk = list(range(videos, s.episodes)), 2 * s.num_envs
-            units += [Unit(task, level, tuple(rest[i:i + chunk]), traces=traces) for i in range(0, len(rest), chunk)]
+            units += [unit(tuple(rest[i:i + chunk])) for i in range(0, len(rest), chunk)]
         return units, skipped
 
     def _check_env_configs(self, probe: Any) -> None:

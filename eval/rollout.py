@@ -31,6 +31,7 @@ class Unit:
     episodes: tuple[int, ...]  # episode indices within the cell
     video: bool = False  # record an mp4 of the (single) episode
     traces: frozenset[int] = frozenset()  # episodes whose force / taxel time series come back
+    seeds: tuple[int, ...] = ()  # the episodes' seeds, aligned with `episodes` (empty: the suite's episode_seed)
 
 
 @dataclass
@@ -143,7 +144,11 @@ class _Runner:
     def next_seed(self, slot: int) -> int:
         k = self.queue.popleft() if self.queue else None
         self.slot_episode[slot] = k
-        return FILLER_SEED if k is None else episode_seed(self.suite.seed, self.unit.task, self.unit.level, k)
+        if k is None:
+            return FILLER_SEED
+        if self.unit.seeds:
+            return self.unit.seeds[self.unit.episodes.index(k)]
+        return episode_seed(self.suite.seed, self.unit.task, self.unit.level, k)
 
     def start(self, ids: np.ndarray) -> None:
         for i in ids:

@@ -69,6 +69,9 @@ class SuiteCfg:
     taxel_vmax: float = 5.0  # top of the taxel colour scale in videos and heatmaps (N)
     shift: RandomizationCfg = field(default_factory=shifted_randomization)  # the `shifted` level's randomization
     held_out_plug: str = "rect"  # plug type kept out of nominal/shifted and evaluated alone in held_out
+    seeds_from: list[str] = field(default_factory=list)  # datasets whose demos' episode seeds replace the suite's
+    # for their task (the first `episodes` of them): an overfit check on training seeds. Default (empty): the
+    # suite's own seeds, which datagen never draws (see `episode_seed`)
     env: dict[str, Any] = field(default_factory=dict)  # overrides of every task's env config, e.g. episode_length_s
 
     def validate(self) -> list[str]:

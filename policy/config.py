@@ -30,7 +30,7 @@ class BackboneCfg:
     width: int = 128  # builtin: token width
     depth: int = 2  # builtin: transformer layers over image + text tokens
     heads: int = 4  # builtin: attention heads
-    max_text_tokens: int = 64  # instruction tokens (bytes + 1 for builtin; training refuses data that would be cut)
+    max_text_tokens: int = 80  # instruction tokens (bytes + 1 for builtin; training refuses data that would be cut)
 
     def validate(self) -> list[str]:
         out = []
