@@ -6,6 +6,8 @@ attempts through a Ray queue, stops the tasks when the first `num_demos` success
 manifest. Resume works as with local workers: attempts in closed shards are skipped.
 
     rho datagen task=lift_block num_demos=1000 workers=64 launcher=ray ray_address=auto out=/mnt/shared/lift
+
+Without `ray_address` a local cluster is started whose services listen on 127.0.0.1 only (`rho.ray_cluster`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,11 @@ def _ray_worker(plain: dict[str, Any], worker: int, done: set[int], shard_dir: s
 
 
 def run_ray(cfg, done: set[int], shard_dir: Path, report, stop) -> dict[str, float]:
-    try:
-        import ray
-        from ray.util.queue import Empty, Queue
-    except ImportError as e:
-        raise RuntimeError("launcher=ray needs Ray: `pip install 'rho-sim[ray]'` (or ray)") from e
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False)
+    from rho.ray_cluster import init_ray
+
+    started = init_ray(cfg.ray_address)  # no address: a local cluster listening on loopback only
+    import ray
+    from ray.util.queue import Empty, Queue
 
     @ray.remote
     class Flag:

@@ -69,15 +69,11 @@ def _share_cores(threads: int) -> None:
 
 
 def _ray(suite: SuiteCfg, units: Sequence[Unit], policy: Any) -> Iterator[UnitResult]:
-    try:
-        import ray
-    except ImportError as e:
-        raise RuntimeError("launcher=ray needs Ray: `pip install 'rho-sim[ray]'` (or ray)") from e
-    started = not ray.is_initialized()
-    if started:
-        local = suite.ray_address is None
-        ray.init(address=suite.ray_address, num_cpus=suite.workers if local else None, include_dashboard=False,
-                 log_to_driver=False)
+    from rho.ray_cluster import init_ray
+
+    started = init_ray(suite.ray_address, num_cpus=suite.workers)  # no address: a local cluster on loopback only
+    import ray
+
     task = ray.remote(num_cpus=1, max_retries=0)(run_unit)
     try:
         pending = [task.remote(suite, u, policy) for u in units]

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from rho.config import config_to_yaml, load_config
+from rho.safeload import CheckpointError, load_json, load_torch
 
 from .backbones import HfBackbone
 from .config import PolicyCfg
@@ -60,10 +61,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         model = TwoStagePolicy(cfg, hf_source=str(hf_dir), pretrained=False)  # weights come from model.pt
     else:
         model = TwoStagePolicy(cfg)
-    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    norm = json.loads((path / NORM_STATS).read_text()) if (path / NORM_STATS).is_file() else {}
-    extra = json.loads((path / EXTRA).read_text()) if (path / EXTRA).is_file() else {}
+    fix = "restore it from the run that wrote it, or load another checkpoint"
+    state = load_torch(path / WEIGHTS, "policy weights", fix)  # weights_only: tensors, never code
+    if not isinstance(state, dict):
+        raise CheckpointError(f"policy weights {path / WEIGHTS}: expected a state_dict, got {type(state).__name__}. "
+                              f"Fix: {fix}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"policy weights {path / WEIGHTS}: do not fit the architecture of {path / CONFIG} "
+                              f"({first}). Fix: {fix}") from None
+    norm = load_json(path / NORM_STATS, "normalization stats", fix) if (path / NORM_STATS).is_file() else {}
+    extra = load_json(path / EXTRA, "checkpoint extras", fix) if (path / EXTRA).is_file() else {}
     return model.to(device).eval(), norm, extra
 
 

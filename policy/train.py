@@ -360,7 +360,10 @@ class _Trainer:
             raise ConfigError([f"resume from {ckpt}: {', '.join(bad)} differ from the run being resumed, so the model "
                                "or the data order would change. Fix: resume with the same settings (see "
                                f"{self.out / 'config.yaml'}), or start a new out"])
-        state = torch.load(ckpt / TRAINER_STATE, map_location="cpu", weights_only=True)
+        from rho.safeload import load_torch
+
+        state = load_torch(ckpt / TRAINER_STATE, "trainer state", "resume from an earlier checkpoint directory, or "
+                           "start a new out")  # weights_only: tensors and plain values, never code
         self.step = int(state["step"])
         self.model = model.to(self.d.device)
         self.sources = self._sources(extra["source_stats"])

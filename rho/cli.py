@@ -39,8 +39,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from rho.config import ConfigError, config_to_yaml, load_config, parse_cli
+from rho.config import ConfigError, check_flags, config_help, config_to_yaml, load_config, parse_cli
+from rho.safeload import CheckpointError
 
 
 @dataclass
@@ -63,16 +65,302 @@ class BenchDatagenCfg:
     read_procs: int = 2  # processes reading random frames together
 
 
+@dataclass
+class DatasetSplitCfg:
+    """Settings of `rho dataset split`."""
+
+    valid_fraction: float = 0.1  # share of demos masked as validation
+    seed: int = 0  # shuffle seed of the split
+
+
+@dataclass
+class DatasetViewCfg:
+    """Settings of `rho dataset view`."""
+
+    demo: int = 0  # demo index (0 .. demos-1)
+    out: str | None = None  # .png (image strip) or .rrd (Rerun); default <dataset>_demo<i>.png beside it
+    frames: int = 10  # frames per camera row in the strip
+
+
+@dataclass
+class DatasetReplayCfg:
+    """Settings of `rho dataset replay`."""
+
+    demo: str = "0"  # demo index, or all
+    actions: Literal["actions", "expert_actions"] = "actions"  # which stored actions to replay
+
+
+@dataclass
+class DatasetExportCfg:
+    """Settings of `rho dataset export-lerobot`."""
+
+    repo_id: str | None = None  # LeRobot repo id written into the dataset's info (default: from the path)
+    vcodec: str | None = None  # video codec (default h264)
+
+
+@dataclass
+class DatasetImportCfg:
+    """Settings of `rho dataset import-lerobot`."""
+
+    episodes: str = ""  # comma-separated episode indices to import (empty: all), e.g. episodes=0,3
+
+
+@dataclass
+class DatasetConvertCfg:
+    """Settings of `rho dataset convert`."""
+
+    tol: float | None = None  # replay tolerance of the relabelled actions (default 1e-4)
+
+
+@dataclass
+class NoKeysCfg:
+    """A command without config keys."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `rho` (sub)command: what `rho <cmd> --help` prints and the flags it accepts."""
+
+    summary: str
+    usage: str
+    example: str
+    flags: tuple[str, ...] = ()
+    schema: Callable[[list[str]], tuple[type, str | None]] | None = None  # overrides → (config class, yaml)
+    note: str = ""
+
+
+FLAG_DOCS = {"--json": "print the result as JSON", "--quiet": "no progress bar",
+             "--resume": "continue the run in out= (same as resume=true)",
+             "--print-config": "print the resolved config and exit without running anything",
+             "--images": "store frames as PNG images instead of videos", "--overwrite": "replace an existing output",
+             "--no-video": "do not decode the videos (no camera frames)", "-h, --help": "this help"}
+
+
+def _task_arg(overrides: Sequence[str], default: str = "lift_block") -> str:
+    """The `task=` of the overrides, checked against the registry (an unknown one is a ConfigError, not a
+    traceback); `all` passes through."""
+    from rho.tasks import get_task
+
+    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), default)
+    if task == "all":
+        return task
+    try:
+        get_task(task)
+    except KeyError as e:
+        raise ConfigError([f"task={task}: {e.args[0]}"]) from None
+    return task
+
+
+def _rollout_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.sim.rollout import rollout_schema
+
+    return rollout_schema(_task_arg(ov)), "rollout"
+
+
+def _expert_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.tasks.run_expert import expert_schema
+
+    return expert_schema(_task_arg(ov)), None
+
+
+def _datagen_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.datagen.runner import datagen_schema
+
+    task = _task_arg(ov)
+    return datagen_schema("lift_block" if task == "all" else task), "datagen"
+
+
+def _train_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.policy.train import train_schema
+
+    return train_schema(), None
+
+
+def _eval_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.eval.suite import EvalCfg, suite_yaml
+
+    suite = next((o.split("=", 1)[1] for o in ov if o.startswith("suite=")), EvalCfg.suite)
+    try:
+        return EvalCfg, str(suite_yaml(suite))
+    except (KeyError, FileNotFoundError):
+        return EvalCfg, None
+
+
+def _compare_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.eval.cli import CompareCfg
+
+    return CompareCfg, None
+
+
+def _rl_train_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.tasks.rl.train import train_schema
+
+    return train_schema(_task_arg(ov, "plug_insertion")), None
+
+
+def _rl_play_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.tasks.rl.play import RlPlayCfg
+
+    return RlPlayCfg, None
+
+
+def _rl_curve_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.tasks.rl.curve import RlCurveCfg
+
+    return RlCurveCfg, None
+
+
+def _bench_policy_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.policy import bench
+
+    return getattr(bench, "BenchPolicyCfg", NoKeysCfg), None
+
+
+def _fixed(cls: type, yaml: str | None = None) -> Callable[[list[str]], tuple[type, str | None]]:
+    return lambda ov: (cls, yaml)
+
+
+J, Q, P = "--json", "--quiet", "--print-config"
+COMMAND_HELP: dict[str, Command] = {
+    "rollout": Command("headless rollout of a task with its scripted expert: camera images, touch heatmaps, a "
+                       "summary", "rho rollout [key=value ...]", "rho rollout task=lift_block steps=60 "
+                       "env.num_envs=4 out=runs/four", (J, Q, P), _rollout_schema,
+                       "env.* are the task's env config (shown for task=lift_block; add task=<name> for another)"),
+    "tasks": Command("list the registered tasks, their gym ids and example instructions", "rho tasks [list]",
+                     "rho tasks list"),
+    "expert": Command("success rate of a task's scripted expert, with a 95% confidence interval",
+                      "rho expert [key=value ...]", "rho expert task=lift_block episodes=100 env.num_envs=8",
+                      (J, Q, P), _expert_schema, "cameras are off unless env.cameras=... is given"),
+    "datagen": Command("record expert demonstrations (cameras, touch, proprioception, actions, sim state) into "
+                       "HDF5", "rho datagen [key=value ...]", "rho datagen task=lift_block num_demos=100 "
+                       "out=runs/datasets/lift_block num_envs=8", ("--resume", J, Q, P), _datagen_schema,
+                       "task=all records every task with a scripted expert under out/<task>; env.* are the task's "
+                       "env config (shown for task=lift_block; add task=<name> for another)"),
+    "dataset": Command("inspect and convert datasets", "rho dataset check|info|split|merge|replay|view|"
+                       "export-lerobot|import-lerobot|describe-lerobot|convert <path> ... [key=value ...]",
+                       "rho dataset check runs/datasets/lift_block", (),
+                       note="rho dataset <subcommand> --help for each one's keys"),
+    "dataset check": Command("validate a dataset: schema, values, lengths, touch felt during contact; exit 1 on "
+                             "problems", "rho dataset check <path>", "rho dataset check runs/datasets/lift_block",
+                             (J,), _fixed(NoKeysCfg)),
+    "dataset info": Command("describe a dataset", "rho dataset info <path>", "rho dataset info runs/datasets/lift",
+                            (J,), _fixed(NoKeysCfg)),
+    "dataset split": Command("write train/valid masks", "rho dataset split <path> [key=value ...]",
+                             "rho dataset split runs/datasets/lift valid_fraction=0.2", (J,),
+                             _fixed(DatasetSplitCfg)),
+    "dataset merge": Command("concatenate datasets into one file", "rho dataset merge <out.hdf5> <path> <path> ...",
+                             "rho dataset merge all.hdf5 runs/datasets/a runs/datasets/b", (J,), _fixed(NoKeysCfg)),
+    "dataset replay": Command("re-simulate demos from their seeds and report the divergence",
+                              "rho dataset replay <path> [key=value ...]", "rho dataset replay runs/datasets/lift "
+                              "demo=all", (J,), _fixed(DatasetReplayCfg)),
+    "dataset view": Command("an image strip (.png) or Rerun recording (.rrd) of one demo",
+                            "rho dataset view <path> [key=value ...]", "rho dataset view runs/datasets/lift demo=0 "
+                            "out=demo0.png", (J,), _fixed(DatasetViewCfg)),
+    "dataset export-lerobot": Command("export as a LeRobotDataset v3.0", "rho dataset export-lerobot <path> "
+                                      "<out_dir> [key=value ...]", "rho dataset export-lerobot runs/datasets/lift "
+                                      "runs/lerobot/lift", ("--images", "--overwrite", J),
+                                      _fixed(DatasetExportCfg)),
+    "dataset import-lerobot": Command("import a LeRobotDataset (v2.1 / v3.0) into HDF5", "rho dataset "
+                                      "import-lerobot <lerobot_dir> <out.hdf5> [key=value ...]",
+                                      "rho dataset import-lerobot runs/lerobot/lift lift.hdf5 episodes=0,3",
+                                      ("--no-video", "--overwrite", J), _fixed(DatasetImportCfg)),
+    "dataset describe-lerobot": Command("a LeRobotDataset's features and the rho keys they map to",
+                                        "rho dataset describe-lerobot <lerobot_dir>",
+                                        "rho dataset describe-lerobot runs/lerobot/lift", (J,), _fixed(NoKeysCfg)),
+    "dataset convert": Command("upgrade a dataset of an older format_version (relabelled by replay)",
+                               "rho dataset convert <old.hdf5|dir> <new.hdf5|dir> [key=value ...]",
+                               "rho dataset convert old/ new/ tol=1e-4", (J,), _fixed(DatasetConvertCfg)),
+    "train": Command("train the two-stage policy", "rho train policy=<name|x.yaml> data=<name|mix.yaml> out=<dir> "
+                     "[key=value ...]", "rho train policy=builtin data=lift_block out=runs/policy/lift steps=3000",
+                     ("--resume", J, P), _train_schema,
+                     "policy= / data= also name a YAML file (configs/policy/, configs/data/)"),
+    "eval": Command("closed-loop evaluation of a policy on a suite, with an HTML report",
+                    "rho eval [key=value ...] | rho eval compare <A> <B> | rho eval suites",
+                    "rho eval policy=runs/policy/lift suite=smoke out=runs/eval/lift", (J, Q, P), _eval_schema,
+                    "defaults shown after the suite's YAML (suite=smoke unless given); policy= is expert, random, "
+                    "rl:<checkpoint> or a trained policy directory"),
+    "eval compare": Command("success rates of two reports side by side, with significance per cell",
+                            "rho eval compare <report A> <report B> [key=value ...]",
+                            "rho eval compare runs/eval/expert runs/eval/lift test=mcnemar", (J,), _compare_schema),
+    "eval suites": Command("list the bundled evaluation suites", "rho eval suites", "rho eval suites"),
+    "rl": Command("RL experts (rsl-rl PPO)", "rho rl train|play|curve [key=value ...]",
+                  "rho rl train task=plug_insertion out=runs/rl/plug", (),
+                  note="rho rl <subcommand> --help for each one's keys"),
+    "rl train": Command("train an RL expert (PPO, residual over the scripted expert)", "rho rl train "
+                        "[key=value ...]", "rho rl train task=plug_insertion out=runs/rl/plug "
+                        "agent.max_iterations=300", ("--resume", J, Q, P), _rl_train_schema),
+    "rl play": Command("render a checkpoint's episodes and report success", "rho rl play checkpoint=<run dir|.pt> "
+                       "[key=value ...]", "rho rl play checkpoint=runs/rl/plug episodes=8", (J, Q, P),
+                       _rl_play_schema, "env.* default to the env the checkpoint trained in"),
+    "rl curve": Command("learning curve: every checkpoint on the same fixed episodes → curve.json, curve.png",
+                        "rho rl curve run=<run dir> [key=value ...]", "rho rl curve run=runs/rl/plug episodes=50",
+                        (J, Q, P), _rl_curve_schema),
+    "bench": Command("benchmarks", "rho bench sim|datagen|policy [key=value ...]", "rho bench sim --json", (),
+                     note="rho bench <subcommand> --help for each one's keys"),
+    "bench sim": Command("simulation throughput", "rho bench sim [key=value ...]", "rho bench sim repeats=3 --json",
+                         (J,), _fixed(BenchSimCfg, "bench_sim")),
+    "bench datagen": Command("recording and reading cost", "rho bench datagen [key=value ...]",
+                             "rho bench datagen demos=5 --json", (J,), _fixed(BenchDatagenCfg)),
+    "bench policy": Command("policy latency (prefix, action expert) and training samples/s on this CPU",
+                            "rho bench policy [key=value ...]", "rho bench policy threads=1 --json", (J,),
+                            _bench_policy_schema),
+}
+_GROUPS = ("dataset", "eval", "rl", "bench")
+
+
 def _usage() -> str:
     return __doc__ or ""
 
 
+def _help_key(cmd: str, rest: Sequence[str]) -> str:
+    sub = next((a for a in rest if not a.startswith("-")), "")
+    return f"{cmd} {sub}" if cmd in _GROUPS and f"{cmd} {sub}" in COMMAND_HELP else cmd
+
+
+def command_help(cmd: str, rest: Sequence[str] = ()) -> str:
+    """`rho <cmd> [<sub>] --help`: what it does, usage, example, flags, and its config keys (type, default, doc)
+    generated from the typed config."""
+    key = _help_key(cmd, rest)
+    c = COMMAND_HELP[key]
+    lines = [f"rho {key}: {c.summary}", "", f"usage: {c.usage}" + "".join(f" [{f}]" for f in c.flags), "",
+             "example:", f"  {c.example}"]
+    if key in _GROUPS:
+        subs = [k.split(" ", 1)[1] for k in COMMAND_HELP if k.startswith(f"{key} ")]
+        lines += ["", "subcommands:"] + [f"  {s:18s} {COMMAND_HELP[f'{key} {s}'].summary}" for s in subs]
+    flags = [*c.flags, "-h, --help"]
+    lines += ["", "flags:"] + [f"  {f:16s} {FLAG_DOCS.get(f, '')}" for f in flags]
+    if c.schema is not None:
+        overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+        try:
+            schema, yaml = c.schema(overrides)
+            rows = config_help(schema, yaml=yaml)
+        except ConfigError as e:
+            rows, lines = [], [*lines, "", str(e)]
+        if rows:
+            width = min(max(len(r[0]) for r in rows), 40)
+            tw = min(max(len(r[1]) for r in rows), 28)
+            lines += ["", "config keys (key=value; type, default, what it does):"]
+            for k, t, d, doc in rows:
+                d = d if len(d) <= 40 else d[:37] + "..."
+                lines.append(f"  {k:{width}s}  {t:{tw}s}  {d:12s}  {doc}".rstrip())
+        elif not lines[-1].startswith("Invalid"):
+            lines += ["", "config keys: none"]
+    if c.note:
+        lines += ["", c.note]
+    return "\n".join(lines)
+
+
+def _flags(cmd: str, flags: list[str], schema: type | None = None) -> None:
+    check_flags(flags, COMMAND_HELP[cmd].flags, cmd, schema)
+
+
 def cmd_rollout(args: list[str]) -> int:
-    from rho.sim.rollout import describe, rollout_schema, run_rollout
+    from rho.sim.rollout import describe, run_rollout
 
     overrides, flags = parse_cli(args)
-    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
-    cfg = load_config(rollout_schema(task), yaml="rollout", overrides=overrides)
+    schema, yaml = _rollout_schema(overrides)
+    _flags("rollout", flags, schema)
+    cfg = load_config(schema, yaml=yaml, overrides=overrides)
     if "--print-config" in flags:
         print(config_to_yaml(cfg))
         return 0
@@ -84,7 +372,9 @@ def cmd_rollout(args: list[str]) -> int:
 def cmd_tasks(args: list[str]) -> int:
     from rho.tasks import ALL_TASKS
 
-    if args and args[0] != "list":
+    overrides, flags = parse_cli(args)
+    _flags("tasks", flags)
+    if overrides not in ([], ["list"]):
         print(f"usage: rho tasks [list]; got {args}", file=sys.stderr)
         return 2
     for entry in ALL_TASKS.values():
@@ -108,14 +398,18 @@ def backend_shortcuts(overrides: list[str], prefix: str = "env.") -> list[str]:
 
 
 def cmd_expert(args: list[str]) -> int:
-    from rho.tasks.run_expert import expert_schema, run_expert
+    from rho.tasks.run_expert import run_expert
 
     overrides, flags = parse_cli(args)
     overrides = backend_shortcuts(overrides)
-    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
+    schema, _ = _expert_schema(overrides)
+    _flags("expert", flags, schema)
     if not any(o.startswith("env.cameras") for o in overrides):
         overrides = [*overrides, "env.cameras={}"]  # experts use privileged state; cameras only when asked
-    cfg = load_config(expert_schema(task), overrides=overrides)
+    cfg = load_config(schema, overrides=overrides)
+    if "--print-config" in flags:
+        print(config_to_yaml(cfg))
+        return 0
     result = run_expert(cfg, progress="--quiet" not in flags and "--json" not in flags)
     if "--json" in flags:
         print(json.dumps(result))
@@ -132,6 +426,7 @@ def cmd_bench(args: list[str]) -> int:
         print("usage: rho bench sim|datagen|policy [--json] [key=value ...]", file=sys.stderr)
         return 2
     overrides, flags = parse_cli(args[1:])
+    _flags(f"bench {args[0]}", flags)
     if args[0] == "policy":
         from rho.policy.bench import bench_policy
 
@@ -157,12 +452,14 @@ def cmd_bench(args: list[str]) -> int:
 
 def cmd_datagen(args: list[str]) -> int:
     from rho.datagen.hdf5 import DatasetError
-    from rho.datagen.runner import datagen_schema, generate
+    from rho.datagen.runner import generate
     from rho.tasks import ALL_TASKS
 
     overrides, flags = parse_cli(args)
     overrides = backend_shortcuts(overrides)
-    task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "lift_block")
+    schema, yaml = _datagen_schema(overrides)
+    _flags("datagen", flags, schema)
+    task = _task_arg(overrides)
     if "--resume" in flags:
         overrides.append("resume=true")
     if task == "all":  # one dataset per task with a scripted expert, under out/<task>
@@ -170,7 +467,10 @@ def cmd_datagen(args: list[str]) -> int:
         rest = [o for o in overrides if not o.startswith(("task=", "out="))]
         names = [n for n, e in ALL_TASKS.items() if e.expert_cls is not None]
         return max(cmd_datagen([f"task={n}", f"out={base}/{n}", *rest, *flags]) for n in names)
-    cfg = load_config(datagen_schema(task), yaml="datagen", overrides=overrides)
+    cfg = load_config(schema, yaml=yaml, overrides=overrides)
+    if "--print-config" in flags:
+        print(config_to_yaml(cfg))
+        return 0
     try:
         summary = generate(cfg, progress="--quiet" not in flags)
     except DatasetError as e:
@@ -189,6 +489,21 @@ def cmd_datagen(args: list[str]) -> int:
     return 0
 
 
+DATASET_ARGS = {"check": 1, "info": 1, "split": 1, "merge": -2, "replay": 1, "view": 1, "export-lerobot": 2,
+                "import-lerobot": 2, "describe-lerobot": 1, "convert": 2}  # positional paths (-n: at least n)
+
+
+def _demo_in_range(path: str, demo: int) -> None:
+    """A ConfigError naming the valid range when `demo` is not a demo of the dataset (before any work)."""
+    from rho.datagen.hdf5 import Dataset
+
+    with Dataset(path) as ds:
+        n = ds.num_demos
+    if not 0 <= demo < n:
+        raise ConfigError([f"demo={demo}: {path} has {n} demo{'' if n == 1 else 's'}"
+                           + (f" (demo=0 .. demo={n - 1})" if n else "") + ". Fix: pick one of them"])
+
+
 def cmd_dataset(args: list[str]) -> int:
     from rho.datagen import tools
     from rho.datagen.hdf5 import DatasetError
@@ -196,12 +511,19 @@ def cmd_dataset(args: list[str]) -> int:
     sub = args[0] if args else ""
     overrides, flags = parse_cli(args[1:])
     paths = [o for o in overrides if "=" not in o]
-    kv = dict(o.split("=", 1) for o in overrides if "=" in o)
-    usage = "usage: rho dataset check|info|split|merge|replay <path> ... (see rho --help)"
-    if sub not in ("check", "info", "split", "merge", "replay", "view", "export-lerobot", "import-lerobot",
-                   "describe-lerobot", "convert") or not paths:
+    usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|import-lerobot|describe-lerobot|" \
+            "convert <path> ... (rho dataset <subcommand> --help)"
+    if sub not in DATASET_ARGS or not paths:
         print(usage, file=sys.stderr)
         return 2
+    name = f"dataset {sub}"
+    schema, _ = COMMAND_HELP[name].schema([])  # type: ignore[misc]
+    _flags(name, flags, schema)
+    need = DATASET_ARGS[sub]
+    if (need > 0 and len(paths) != need) or len(paths) < abs(need):
+        print(f"usage: {COMMAND_HELP[name].usage}; got {len(paths)} path(s): {paths}", file=sys.stderr)
+        return 2
+    opts = load_config(schema, overrides=[o for o in overrides if "=" in o])
     try:
         if sub == "check":
             problems, stats = tools.check(paths[0])
@@ -217,40 +539,48 @@ def cmd_dataset(args: list[str]) -> int:
         if sub == "info":
             result = tools.info(paths[0])
         elif sub == "split":
-            masks = tools.split(paths[0], float(kv.get("valid_fraction", 0.1)), int(kv.get("seed", 0)))
+            masks = tools.split(paths[0], opts.valid_fraction, opts.seed)
             result = {k: len(v) for k, v in masks.items()}
         elif sub == "merge":
             result = tools.merge(paths[0], paths[1:])
         elif sub == "view":
             from rho.datagen.view import view
 
-            result = view(paths[0], int(kv.get("demo", 0)), kv.get("out"), int(kv.get("frames", 10)))
+            _demo_in_range(paths[0], opts.demo)
+            result = view(paths[0], opts.demo, opts.out, opts.frames)
         elif sub == "export-lerobot":
             from rho.datagen.lerobot import VideoOptions, export_lerobot
 
-            opts = VideoOptions(vcodec=kv["vcodec"]) if "vcodec" in kv else None
-            result = export_lerobot(paths[0], paths[1], repo_id=kv.get("repo_id"), video="--images" not in flags,
-                                    video_options=opts, overwrite="--overwrite" in flags)
+            vopts = VideoOptions(vcodec=opts.vcodec) if opts.vcodec else None
+            result = export_lerobot(paths[0], paths[1], repo_id=opts.repo_id, video="--images" not in flags,
+                                    video_options=vopts, overwrite="--overwrite" in flags)
         elif sub == "import-lerobot":
             from rho.datagen.lerobot import import_to_hdf5
 
-            eps = [int(x) for x in kv["episodes"].split(",")] if "episodes" in kv else None
+            try:
+                eps = [int(x) for x in opts.episodes.split(",")] if opts.episodes else None
+            except ValueError:
+                raise ConfigError([f"episodes={opts.episodes}: expected comma-separated episode indices, e.g. "
+                                   "episodes=0,3"]) from None
             result = import_to_hdf5(paths[0], paths[1], episodes=eps, decode_video="--no-video" not in flags,
                                     overwrite="--overwrite" in flags)
         elif sub == "convert":
             from rho.datagen.hdf5 import convert
 
-            if len(paths) != 2:
-                print("usage: rho dataset convert <old.hdf5|old_dir> <new.hdf5|new_dir> [tol=1e-4]", file=sys.stderr)
-                return 2
-            result = convert(paths[0], paths[1], **({"tol": float(kv["tol"])} if "tol" in kv else {}))
+            result = convert(paths[0], paths[1], **({"tol": opts.tol} if opts.tol is not None else {}))
         elif sub == "describe-lerobot":
             from rho.datagen.lerobot import describe_lerobot
 
             result = describe_lerobot(paths[0])
         else:
-            demo = kv.get("demo", "0")
-            result = tools.replay(paths[0], demo if demo == "all" else int(demo), kv.get("actions", "actions"))
+            demo: int | str = opts.demo
+            if demo != "all":
+                try:
+                    demo = int(demo)
+                except ValueError:
+                    raise ConfigError([f"demo={demo}: expected a demo index or all"]) from None
+                _demo_in_range(paths[0], demo)
+            result = tools.replay(paths[0], demo, opts.actions)
     except DatasetError as e:
         print(f"rho dataset {sub}: {e}", file=sys.stderr)
         return 1
@@ -262,6 +592,7 @@ def cmd_train(args: list[str]) -> int:
     from rho.policy.train import describe, load_train_config, train
 
     overrides, flags = parse_cli(args)
+    _flags("train", flags, _train_schema(overrides)[0])
     if "--resume" in flags:
         overrides.append("resume=true")
     cfg = load_train_config(overrides)
@@ -279,6 +610,8 @@ def cmd_rl(args: list[str]) -> int:
         print("usage: rho rl train|play|curve key=value ... (see rho --help)", file=sys.stderr)
         return 2
     overrides, flags = parse_cli(args[1:])
+    schema_of = {"train": _rl_train_schema, "play": _rl_play_schema, "curve": _rl_curve_schema}[sub]
+    _flags(f"rl {sub}", flags, schema_of(overrides)[0])
     if sub == "train":
         from rho.tasks.rl.train import describe, load_train_config, train
 
@@ -294,13 +627,20 @@ def cmd_rl(args: list[str]) -> int:
     if sub == "curve":
         from rho.tasks.rl.curve import curve, describe, load_curve_config
 
-        out = curve(load_curve_config(overrides), progress="--quiet" not in flags and "--json" not in flags)
+        ccfg = load_curve_config(overrides)
+        if "--print-config" in flags:
+            print(config_to_yaml(ccfg))
+            return 0
+        out = curve(ccfg, progress="--quiet" not in flags and "--json" not in flags)
         print(json.dumps(out) if "--json" in flags else describe(out))
         return 0
     from rho.tasks.rl.play import describe as describe_play
     from rho.tasks.rl.play import load_play_config, play
 
     cfg = load_play_config(overrides)
+    if "--print-config" in flags:
+        print(config_to_yaml(cfg))
+        return 0
     summary = play(cfg, progress="--quiet" not in flags and "--json" not in flags)
     print(json.dumps(summary) if "--json" in flags else describe_play(summary))
     return 0
@@ -330,14 +670,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f" Did you mean `rho {near[0]}`?" if near else ""
         print(f"rho: unknown command {cmd!r}; commands: {', '.join(COMMANDS)}.{hint}", file=sys.stderr)
         return 2
-    if "--help" in rest or "-h" in rest:
-        print(_usage())
-        return 0
     try:
-        return COMMANDS[cmd](rest)
-    except ConfigError as e:
-        print(f"rho {cmd}: {e}", file=sys.stderr)
-        return 2
+        if "--help" in rest or "-h" in rest:
+            print(command_help(cmd, rest))
+            sys.stdout.flush()
+            return 0
+        try:
+            code = COMMANDS[cmd](rest)
+        except ConfigError as e:
+            print(f"rho {cmd}: {e}", file=sys.stderr)
+            return 2
+        except CheckpointError as e:  # a corrupted or refused checkpoint: one line naming the file
+            print(f"rho {cmd}: {e}", file=sys.stderr)
+            return 1
+        sys.stdout.flush()  # inside the try: a closed pipe (`rho ... | head`) is not an error of ours
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (`| head`): stop quietly, as a command killed by SIGPIPE would."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what the shell reports for a command killed by a closed pipe
 
 
 if __name__ == "__main__":

@@ -56,8 +56,8 @@ import yaml as pyyaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-__all__ = ["CONFIG_PACKAGE", "ConfigError", "config_from_dict", "config_to_dict", "config_to_yaml", "load_config",
-           "parse_cli", "validate_config"]
+__all__ = ["CONFIG_PACKAGE", "ConfigError", "check_flags", "config_from_dict", "config_help", "config_to_dict",
+           "config_to_yaml", "load_config", "output_dir_problems", "parse_cli", "validate_config"]
 
 T = TypeVar("T")
 
@@ -127,6 +127,125 @@ def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             overrides.append(arg)
     return overrides, flags
+
+
+def check_flags(flags: Sequence[str], allowed: Sequence[str], command: str, schema: type | None = None) -> None:
+    """Refuse every ``--flag`` of ``flags`` (as `parse_cli` returned them) that ``command`` does not take: one
+    `ConfigError` naming each, with the nearest flag, or the ``key=value`` form when it names a config key."""
+    problems = []
+    keys = _all_paths(schema) if schema is not None else ()
+    for i, flag in enumerate(flags):
+        if flag in allowed:
+            continue
+        if not flag.startswith("-"):  # a word parse_cli took as the value of the flag before it
+            prev = flags[i - 1] if i else ""
+            if prev in allowed:
+                problems.append(f"{prev} {flag}: {prev} takes no value. Fix: pass `{flag}` on its own or as "
+                                "key=value")
+            continue
+        name, eq, value = flag.lstrip("-").partition("=")
+        key = name.replace("-", "_")
+        if key in keys or name in keys:
+            fix = f"config keys take no dashes: {key if key in keys else name}={value if eq else '<value>'}"
+        else:
+            near = difflib.get_close_matches(flag.split("=")[0], list(allowed), n=1, cutoff=0.6)
+            fix = f"did you mean `{near[0]}`?" if near else "remove it"
+        shown = ", ".join(allowed) if allowed else "none"
+        problems.append(f"{flag}: unknown flag of `rho {command}`. Fix: {fix} (its flags: {shown}; "
+                        f"see rho {command} --help)")
+    if problems:
+        raise ConfigError(problems)
+
+
+def config_help(schema: type, *, yaml: str | Path | None = None, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, one-line doc) of every config key of ``schema`` (nested dataclasses flattened to dotted
+    keys), defaults after ``yaml``; the doc is the comment on the field's line, else the first line of the field
+    type's docstring. What ``rho <command> --help`` prints."""
+    loader = _Loader(schema)
+    if yaml is not None:
+        loader.merge_yaml(yaml)
+    rows: list[tuple[str, str, str, str]] = []
+    _help_rows(schema, loader.cfg, (), rows)
+    return [(prefix + k, t, d, doc) for k, t, d, doc in rows]
+
+
+def _help_rows(cls: type, node: Any, parts: tuple[Part, ...], rows: list[tuple[str, str, str, str]]) -> None:
+    docs = _field_docs(cls)
+    for name, hint in _field_hints(cls).items():
+        sub = (*parts, name)
+        target = _strip_optional(hint)
+        try:
+            value = OmegaConf.select(node, _join(sub), throw_on_missing=False) if node is not None else None
+        except OmegaConfBaseException:
+            value = None
+        doc = docs.get(name) or (_first_line(target.__doc__) if _is_dataclass_type(target) else "")
+        if _is_dataclass_type(target) and isinstance(value, DictConfig):
+            _help_rows(target, node, sub, rows)
+            continue
+        if OmegaConf.is_missing(node, _join(sub)) if node is not None and len(sub) == 1 else value == "???":
+            shown = "(required)"
+        else:
+            shown = _format_cli(OmegaConf.to_container(value, resolve=False) if OmegaConf.is_config(value) else value)
+        rows.append((_join(sub), _describe(hint), shown, doc))
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n")[0].strip()
+
+
+@cache
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field name → the comment on its line in the class body (``name: type = default  # doc``), over the MRO."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # made with make_dataclass, or no source shipped
+            continue
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+        body = ast.parse(source).body[0]
+        for stmt in getattr(body, "body", []):
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                text = comments.get(stmt.lineno) or comments.get(stmt.end_lineno or stmt.lineno)
+                if text:
+                    out[stmt.target.id] = text
+    return out
+
+
+def output_dir_problems(key: str, path: str | Path, create: bool = True) -> list[str]:
+    """Problems with `path` as an output directory (empty, a file, not creatable or not writable), found before
+    any work; with `create`, a usable directory is created (and a probe file written and removed in it)."""
+    import os
+    import tempfile
+
+    if not str(path).strip():
+        return [f"{key}: empty path. Fix: {key}=<directory>, e.g. {key}=runs/out"]
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return [f"{key}={path}: is a file, not a directory. Fix: remove it or choose another {key}=<directory>"]
+    parent = next((a for a in [p, *p.parents] if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return [f"{key}={path}: {parent} is a file, so the directory cannot be created. Fix: choose another {key}"]
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        return [f"{key}={path}: {parent} is not writable. Fix: choose a writable {key}=<directory>"]
+    if not create:
+        return []
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".rho-write-check-"):
+            pass
+    except OSError as e:
+        return [f"{key}={path}: cannot write there ({e.strerror or e}). Fix: choose a writable {key}=<directory>"]
+    return []
 
 
 def config_from_dict(schema: type[T], data: Mapping[str, Any]) -> T:

@@ -151,7 +151,7 @@ def test_resume_continues_exactly_from_the_checkpoint(run, tmp_path):
     s = _train(a, 2, resume=True)
     assert s["resumed_from"] == 1 and s["env_steps"] == 32
     _train(b, 2, resume=True)
-    wa, wb = (torch.load(d / "model_2.pt", weights_only=False) for d in (a, b))
+    wa, wb = (torch.load(d / "model_2.pt", weights_only=True) for d in (a, b))  # no pickle needed
     for k, v in wa["actor_state_dict"].items():  # resumed runs are deterministic
         assert torch.equal(v, wb["actor_state_dict"][k]), k
     assert wa["optimizer_state_dict"]["state"][0]["step"] == 2 * 1 * 2  # epochs × mini-batches per iteration, ×2

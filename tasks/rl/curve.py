@@ -94,7 +94,16 @@ def curve(cfg: RlCurveCfg, progress: bool = True) -> dict[str, Any]:
         raise ConfigError([f"run={run}: no model_<it>.pt checkpoints. Fix: pass the out= directory of a "
                            "`rho rl train` run that saved at least one checkpoint"])
     picked = ckpts[::cfg.every] + ([ckpts[-1]] if (len(ckpts) - 1) % cfg.every else [])
-    _, _, meta = load_checkpoint(ckpts[-1])
+    try:  # every checkpoint read (weights only, no code run) and checked before any episode
+        metas = {p: load_checkpoint(p)[2] for p in picked}
+    except ValueError as e:
+        raise ConfigError([f"run={run}: {e}"]) from None
+    meta = metas[picked[-1]]
+    tasks = sorted({m["task"] for m in metas.values()})
+    if len(tasks) > 1:
+        raise ConfigError([f"run={run}: checkpoints of different tasks {tasks}. Fix: one `rho rl train` run per "
+                           "directory"])
+    log = _training_log(run / "progress.jsonl")  # read before the evaluation work, so a bad log fails first
     entry = get_task(meta["task"])
     env_cfg = config_from_dict(entry.cfg_cls, meta["env"])
     env_cfg = dataclasses.replace(env_cfg, num_envs=cfg.num_envs, cameras={})
@@ -109,7 +118,7 @@ def curve(cfg: RlCurveCfg, progress: bool = True) -> dict[str, Any]:
                 **_summ(run_fixed_episodes(env, entry.expert_cls(env), per_slot, cfg.seed))}
         bar.update(1)
     for path in picked:
-        _, _, m = load_checkpoint(path)
+        m = metas[path]
         r = run_fixed_episodes(env, RlExpert(env, path), per_slot, cfg.seed)
         points.append({"checkpoint": path.name, "iteration": m["iteration"], "env_steps": m["env_steps"],
                        "train_wall_s": m["wall_s"], **_summ(r)})
@@ -117,7 +126,6 @@ def curve(cfg: RlCurveCfg, progress: bool = True) -> dict[str, Any]:
         bar.set_postfix(it=m["iteration"], success=f"{points[-1]['success_rate']:.2f}")
     bar.close()
     env.close()
-    log = [json.loads(x) for x in (run / "progress.jsonl").read_text().splitlines() if x.strip()]
     out = {"task": entry.name, "run": str(run.resolve()), "episodes": cfg.episodes, "seed": cfg.seed,
            "env": {k: meta["env"][k] for k in ("clearance",) if k in meta["env"]}, "baseline": base,
            "points": points, "eval_wall_s": time.perf_counter() - t0}
@@ -126,9 +134,27 @@ def curve(cfg: RlCurveCfg, progress: bool = True) -> dict[str, Any]:
     return out
 
 
+def _training_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of progress.jsonl (none when it is missing: the plot then shows the checkpoints alone)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append({"env_steps": int(row["env_steps"]), "episodes": int(row["episodes"]),
+                         "success": row.get("success")})
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError([f"{path} line {n}: not a training-log row ({type(e).__name__}: {e}). Fix: restore "
+                               "the file written by `rho rl train`, or remove it to plot the checkpoints alone"]) from None
+    return rows
+
+
 def plot(data: dict[str, Any], log: list[dict[str, Any]], path: Path) -> Path:
     """Success vs env steps (bottom axis) and training wall-clock (top axis): checkpoints' deterministic policy
-    with 95% CIs, the training log's success (stochastic policy, 25-iteration window), the scripted baseline."""
+    with 95% CIs, the training log's success (stochastic policy, 25-iteration window, or the whole run when shorter), the scripted baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,10 +172,11 @@ def plot(data: dict[str, Any], log: list[dict[str, Any]], path: Path) -> Path:
         steps = np.array([r["env_steps"] for r in log]) / 1e3
         eps = np.array([r["episodes"] for r in log], float)
         succ = np.array([(r["success"] or 0.0) * r["episodes"] for r in log])
-        w = 25
+        w = min(25, len(log))  # a run shorter than the window: one window over all of it
         k = np.ones(w)
         rate = np.convolve(succ, k, "valid") / np.maximum(np.convolve(eps, k, "valid"), 1)
-        ax.plot(steps[w - 1:], rate, color="C1", alpha=0.7, lw=1, label="training episodes (stochastic policy)")
+        ax.plot(steps[w - 1:], rate, color="C1", alpha=0.7, lw=1, marker="." if len(rate) == 1 else None,
+                label=f"training episodes (stochastic policy, {w}-iteration window)")
     if data.get("baseline"):
         b = data["baseline"]
         ax.axhline(b["success_rate"], color="C3", ls="--", lw=1,
@@ -160,8 +187,8 @@ def plot(data: dict[str, Any], log: list[dict[str, Any]], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     clearance = data.get("env", {}).get("clearance")
     ax.set_title(f"{data['task']}" + (f", clearance {clearance * 1e3:.2f} mm" if clearance else ""))
-    if pts:
-        wall = np.array([p["train_wall_s"] for p in pts]) / 60
+    wall = np.array([p["train_wall_s"] for p in pts]) / 60
+    if len(pts) > 1 and (np.diff(x) > 0).all() and (np.diff(wall) > 0).all():  # a monotone map: 2+ checkpoints
         top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, x, wall),
                                                    lambda m: np.interp(m, wall, x)))
         top.set_xlabel("training wall-clock (min, one CPU core)")

@@ -31,20 +31,31 @@ def resolve_checkpoint(spec: str | Path) -> Path:
     return p
 
 
+_FIX = "pass a model_<it>.pt / latest.pt written by `rho rl train` (or its out= directory)"
+
+
 def load_checkpoint(spec: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """(path, rsl-rl state dict, rho metadata) of a checkpoint; a file that is not one fails clearly."""
-    import torch
+    """(path, rsl-rl state dict, rho metadata) of a checkpoint, loaded without unpickling code
+    (`torch.load(weights_only=True)`); a file that is not one, or needs more than tensors and plain values, fails
+    with one line naming it."""
+    from rho.safeload import load_torch
+
+    from .train import CHECKPOINT_FORMAT
 
     path = resolve_checkpoint(spec)
-    try:
-        state = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as e:  # not a torch file at all
-        raise ValueError(f"RL checkpoint {path}: cannot be read as a torch checkpoint ({type(e).__name__}: {e}). "
-                         "Fix: pass a model_<it>.pt / latest.pt written by `rho rl train`") from e
+    state = load_torch(path, "RL checkpoint", _FIX)
     meta = (state.get("infos") or {}).get("rho") if isinstance(state, dict) else None
-    if not isinstance(meta, dict) or "actor_state_dict" not in state:
+    if not isinstance(meta, dict) or not isinstance(state.get("actor_state_dict"), dict):
         raise ValueError(f"RL checkpoint {path}: expected a `rho rl train` checkpoint (actor weights and rho "
-                         "metadata), got a file without them. Fix: pass a checkpoint written by `rho rl train`")
+                         f"metadata), got a file without them. Fix: {_FIX}")
+    fmt = meta.get("format")
+    if fmt != CHECKPOINT_FORMAT:
+        raise ValueError(f"RL checkpoint {path}: checkpoint format {fmt!r}, this rho reads format "
+                         f"{CHECKPOINT_FORMAT}. Fix: use the rho version that wrote it, or retrain with this one")
+    missing = [k for k in ("task", "agent", "env", "policy_dim", "critic_dim", "num_actions", "action_mode",
+                           "iteration", "env_steps", "wall_s") if k not in meta]
+    if missing:
+        raise ValueError(f"RL checkpoint {path}: metadata lacks {missing}. Fix: {_FIX}")
     return path, state, meta
 
 

@@ -9,7 +9,9 @@ Output directory `out`:
                          losses, action noise
     tb/                  the same scalars for TensorBoard
 
-Checkpoints are written atomically (temp file, then rename), so a killed run keeps every finished checkpoint.
+Checkpoints are written atomically (temp file, then rename), so a killed run keeps every finished checkpoint. They
+hold only tensors and plain values (numbers, strings, lists, dicts), so every reader loads them with
+`torch.load(weights_only=True)` and a crafted file cannot run code (`rho.safeload`).
 Resume restores the actor, critic, optimizer, observation normalisers, iteration, env-step and wall-clock counters
 and the RNG states; episodes in flight when the checkpoint was taken are not stored, so the envs start new seeded
 episodes (seed derived from (agent.seed, iteration)) and a resumed run is deterministic but not the same stream of
@@ -165,8 +167,12 @@ def train(cfg, progress: bool = True) -> dict[str, Any]:
     agent = cfg.agent
     start_it, env_steps, wall0, episodes, successes, loaded = 0, 0, 0.0, 0, 0, None
     if cfg.resume:
-        loaded = torch.load(latest, weights_only=False, map_location="cpu")
-        meta = loaded["infos"]["rho"]
+        from .expert import load_checkpoint
+
+        try:  # weights_only: a resumed checkpoint never runs code from the file
+            _, loaded, meta = load_checkpoint(latest)
+        except ValueError as e:
+            raise ConfigError([f"--resume: {e}"]) from None
         start_it, env_steps, wall0 = meta["iteration"], meta["env_steps"], meta["wall_s"]
         episodes, successes = meta["episodes"], meta["successes"]
     (out / "config.yaml").write_text(config_to_yaml(cfg))
