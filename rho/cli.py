@@ -30,7 +30,7 @@
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
     rho bench policy [--json] [threads=1 repeats=30]                              prefix / expert latency, Hz
-    rho <command> --help                                                          this text and the config keys
+    rho <command> [<subcommand>] --help                                           its keys (type, default, doc), flags, example
 """
 
 from __future__ import annotations
