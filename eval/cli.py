@@ -73,7 +73,7 @@ def cmd_eval(args: list[str]) -> int:
     from .report import markdown
     from .suite import EvalCfg, SuiteCfg, suite_yaml
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     check_flags(flags, ("--json", "--quiet", "--print-config"), "eval", EvalCfg)
     from rho.cli import backend_shortcuts
 
@@ -107,7 +107,7 @@ def cmd_eval(args: list[str]) -> int:
 def cmd_compare(args: list[str]) -> int:
     from .compare import compare, compare_markdown
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     check_flags(flags, ("--json",), "eval compare", CompareCfg)
     paths = [o for o in overrides if "=" not in o]
     if len(paths) != 2:

@@ -357,7 +357,7 @@ def _flags(cmd: str, flags: list[str], schema: type | None = None) -> None:
 def cmd_rollout(args: list[str]) -> int:
     from rho.sim.rollout import describe, run_rollout
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     schema, yaml = _rollout_schema(overrides)
     _flags("rollout", flags, schema)
     cfg = load_config(schema, yaml=yaml, overrides=overrides)
@@ -372,7 +372,7 @@ def cmd_rollout(args: list[str]) -> int:
 def cmd_tasks(args: list[str]) -> int:
     from rho.tasks import ALL_TASKS
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     _flags("tasks", flags)
     if overrides not in ([], ["list"]):
         print(f"usage: rho tasks [list]; got {args}", file=sys.stderr)
@@ -400,7 +400,7 @@ def backend_shortcuts(overrides: list[str], prefix: str = "env.") -> list[str]:
 def cmd_expert(args: list[str]) -> int:
     from rho.tasks.run_expert import run_expert
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     overrides = backend_shortcuts(overrides)
     schema, _ = _expert_schema(overrides)
     _flags("expert", flags, schema)
@@ -425,7 +425,7 @@ def cmd_bench(args: list[str]) -> int:
     if not args or args[0] not in ("sim", "datagen", "policy"):
         print("usage: rho bench sim|datagen|policy [--json] [key=value ...]", file=sys.stderr)
         return 2
-    overrides, flags = parse_cli(args[1:])
+    overrides, flags = parse_cli(args[1:], flags_take_values=False)
     _flags(f"bench {args[0]}", flags)
     if args[0] == "policy":
         from rho.policy.bench import bench_policy
@@ -455,7 +455,7 @@ def cmd_datagen(args: list[str]) -> int:
     from rho.datagen.runner import generate
     from rho.tasks import ALL_TASKS
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     overrides = backend_shortcuts(overrides)
     schema, yaml = _datagen_schema(overrides)
     _flags("datagen", flags, schema)
@@ -509,7 +509,7 @@ def cmd_dataset(args: list[str]) -> int:
     from rho.datagen.hdf5 import DatasetError
 
     sub = args[0] if args else ""
-    overrides, flags = parse_cli(args[1:])
+    overrides, flags = parse_cli(args[1:], flags_take_values=False)
     paths = [o for o in overrides if "=" not in o]
     usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|import-lerobot|describe-lerobot|" \
             "convert <path> ... (rho dataset <subcommand> --help)"
@@ -591,7 +591,7 @@ def cmd_dataset(args: list[str]) -> int:
 def cmd_train(args: list[str]) -> int:
     from rho.policy.train import describe, load_train_config, train
 
-    overrides, flags = parse_cli(args)
+    overrides, flags = parse_cli(args, flags_take_values=False)
     _flags("train", flags, _train_schema(overrides)[0])
     if "--resume" in flags:
         overrides.append("resume=true")
@@ -609,7 +609,7 @@ def cmd_rl(args: list[str]) -> int:
     if sub not in ("train", "play", "curve"):
         print("usage: rho rl train|play|curve key=value ... (see rho --help)", file=sys.stderr)
         return 2
-    overrides, flags = parse_cli(args[1:])
+    overrides, flags = parse_cli(args[1:], flags_take_values=False)
     schema_of = {"train": _rl_train_schema, "play": _rl_play_schema, "curve": _rl_curve_schema}[sub]
     _flags(f"rl {sub}", flags, schema_of(overrides)[0])
     if sub == "train":

@@ -108,12 +108,14 @@ def load_config(
     return loader.finish()
 
 
-def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+def parse_cli(argv: Sequence[str], *, flags_take_values: bool = True) -> tuple[list[str], list[str]]:
     """Split ``argv`` into (``key=value`` overrides, ``--flag`` options with their values).
 
     ``--out runs/x`` keeps ``runs/x`` with its flag so the options list can go straight to argparse;
     everything after a bare ``--`` is an option. Any other word is returned as an override, so a
     typo like ``steps100`` is reported by :func:`load_config` instead of being silently dropped.
+    With ``flags_take_values=False`` (the `rho` commands, whose flags are all switches) a word after a
+    flag stays an override or path: ``rho dataset check --json runs/ds``.
     """
     overrides: list[str] = []
     flags: list[str] = []
@@ -122,7 +124,7 @@ def parse_cli(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         if arg == "--":
             flags += args[i:]
             break
-        if arg.startswith("-") or _is_flag_value(args, i):
+        if arg.startswith("-") or (flags_take_values and _is_flag_value(args, i)):
             flags.append(arg)
         else:
             overrides.append(arg)
@@ -134,14 +136,8 @@ def check_flags(flags: Sequence[str], allowed: Sequence[str], command: str, sche
     `ConfigError` naming each, with the nearest flag, or the ``key=value`` form when it names a config key."""
     problems = []
     keys = _all_paths(schema) if schema is not None else ()
-    for i, flag in enumerate(flags):
-        if flag in allowed:
-            continue
-        if not flag.startswith("-"):  # a word parse_cli took as the value of the flag before it
-            prev = flags[i - 1] if i else ""
-            if prev in allowed:
-                problems.append(f"{prev} {flag}: {prev} takes no value. Fix: pass `{flag}` on its own or as "
-                                "key=value")
+    for flag in flags:
+        if flag in allowed or not flag.startswith("-"):  # (a word parse_cli took as the flag's value)
             continue
         name, eq, value = flag.lstrip("-").partition("=")
         key = name.replace("-", "_")
@@ -186,6 +182,7 @@ def _help_rows(cls: type, node: Any, parts: tuple[Part, ...], rows: list[tuple[s
             shown = "(required)"
         else:
             shown = _format_cli(OmegaConf.to_container(value, resolve=False) if OmegaConf.is_config(value) else value)
+            shown = shown or '""'
         rows.append((_join(sub), _describe(hint), shown, doc))
 
 

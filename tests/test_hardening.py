@@ -312,6 +312,8 @@ def test_user_mistakes_end_without_a_traceback(tmp_path, small_dataset, capsys, 
     assert "demo=7" in capsys.readouterr().err
     assert main(["dataset", "view", str(small_dataset), "demo=abc"]) == 2
     assert "demo: expected int" in capsys.readouterr().err
+    assert main(["dataset", "info", "--json", str(small_dataset)]) == 0  # a switch before the path takes no value
+    assert json.loads(capsys.readouterr().out)["demos"] == 1
 
 
 def test_closed_stdout_is_not_an_error(small_dataset, monkeypatch):
