@@ -471,6 +471,8 @@ def cmd_datagen(args: list[str]) -> int:
     if "--print-config" in flags:
         print(config_to_yaml(cfg))
         return 0
+    if not str(cfg.out).strip():  # would write shards into the working directory
+        raise ConfigError(["out: empty path. Fix: out=<directory or file.hdf5>, e.g. out=runs/datasets/lift_block"])
     try:
         summary = generate(cfg, progress="--quiet" not in flags)
     except DatasetError as e:

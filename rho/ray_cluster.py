@@ -68,7 +68,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     common = {"include_dashboard": False, "log_to_driver": False}
-    if address:
+    if address and address != "local":  # "local" is Ray's word for a new local cluster: the loopback one below
         ray.init(address=address, **common)
         return True
     with _single_machine_mode():

@@ -219,6 +219,16 @@ def test_ray_joins_a_given_address_and_datagen_uses_the_same_path(monkeypatch):
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
     assert ray_cluster.init_ray("10.1.2.3:6379") is True
     assert calls == [{"address": "10.1.2.3:6379", "include_dashboard": False, "log_to_driver": False}]
+    calls.clear()
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "127.0.0.1")
+    assert ray_cluster.init_ray("local", num_cpus=1) is True  # Ray's "local" is the loopback cluster too
+    assert calls[0]["_node_ip_address"] == "127.0.0.1" and calls[0]["address"] == "local"
+    calls.clear()
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "192.0.2.7")  # came up on the network anyway
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    with pytest.raises(RuntimeError, match=r"not loopback.*shut down"):
+        ray_cluster.init_ray(None)
+    assert calls[-1] == "shutdown"
 
     from rho.datagen import ray_launcher
 
@@ -245,6 +255,7 @@ def test_unknown_flags_are_refused_like_unknown_keys(tmp_path, capsys, monkeypat
     from rho.eval import evaluation
 
     monkeypatch.setattr(evaluation.Evaluation, "run", lambda *a, **k: pytest.fail("an evaluation started"))
+    assert main(["datagen", "out=", "num_demos=1"]) == 2 and "out: empty path" in capsys.readouterr().err
     assert main(["datagen", "--num_demos=5", f"out={tmp_path / 'ds'}"]) == 2
     err = capsys.readouterr().err
     assert "--num_demos=5: unknown flag" in err and "num_demos=5" in err.split("Fix:")[1]
