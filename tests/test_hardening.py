@@ -94,6 +94,9 @@ def test_rl_checkpoints_of_another_format_or_shape_are_refused(tmp_path):
     torch.save({"actor_state_dict": {}, "infos": {"rho": meta}}, tmp_path / "new.pt")
     with pytest.raises(ValueError, match=r"format 99, this rho reads format 1.*Fix"):
         load_checkpoint(tmp_path / "new.pt")
+    torch.save({"actor_state_dict": {}, "infos": [1]}, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="expected a `rho rl train` checkpoint"):
+        load_checkpoint(tmp_path / "odd.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="expected a `rho rl train` checkpoint"):
         load_checkpoint(tmp_path / "other.pt")

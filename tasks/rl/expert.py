@@ -44,7 +44,8 @@ def load_checkpoint(spec: str | Path) -> tuple[Path, dict[str, Any], dict[str, A
 
     path = resolve_checkpoint(spec)
     state = load_torch(path, "RL checkpoint", _FIX)
-    meta = (state.get("infos") or {}).get("rho") if isinstance(state, dict) else None
+    infos = state.get("infos") if isinstance(state, dict) else None
+    meta = infos.get("rho") if isinstance(infos, dict) else None
     if not isinstance(meta, dict) or not isinstance(state.get("actor_state_dict"), dict):
         raise ValueError(f"RL checkpoint {path}: expected a `rho rl train` checkpoint (actor weights and rho "
                          f"metadata), got a file without them. Fix: {_FIX}")
