@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -19,10 +20,32 @@ from .inference import Policy
 from .model import TwoStagePolicy
 
 
+@dataclass
+class BenchPolicyCfg:
+    """Settings of `rho bench policy`."""
+
+    threads: int = 1  # torch threads (0: keep torch's setting)
+    repeats: int = 30
+    image_size: int = 0  # the policy's image side (0: the builtin default)
+    vision: str = ""  # builtin vision path: cnn or vit ("": the default)
+    data: str = ""  # a rho dataset: also time the training data path on it (resize per read vs frame cache)
+    load_samples: int = 300  # samples drawn per data-path measurement
+
+    def policy_cfg(self) -> PolicyCfg:
+        cfg = PolicyCfg()
+        if self.image_size:
+            cfg.backbone.image_size = self.image_size
+        if self.vision:
+            cfg.backbone.vision = self.vision
+        return cfg
+
+
 def bench_policy(cfg: PolicyCfg | None = None, threads: int | None = 1, repeats: int = 30,
-                 train_batch: int = 16, seed: int = 0) -> dict:
+                 train_batch: int = 16, seed: int = 0, data: str = "", load_samples: int = 300) -> dict:
     """Params, VLM prefix latency, expert re-plan latency with a cached prefix, reactive-loop rate and training
-    samples/s for `cfg` (default: the builtin default size). `threads=None` keeps torch's thread setting."""
+    samples/s for `cfg` (default: the builtin default size). `threads=None` keeps torch's thread setting. With
+    `data` (a dataset path), also the training data path's samples/s on it: decoding and resizing every image per
+    sample (what training did before the frame cache) vs the frame cache, side by side in one run."""
     cfg = cfg or PolicyCfg()
     old_threads = torch.get_num_threads()
     if threads:
@@ -38,7 +61,14 @@ def bench_policy(cfg: PolicyCfg | None = None, threads: int | None = 1, repeats:
         out["reactive_hz"] = round(1000.0 / out["expert_replan_ms"], 1)
         out["reactive_hz_cpu"] = round(1000.0 / out["expert_replan_cpu_ms"], 1)
         out["act_ms"] = _act_latency(model, repeats)
+        out["vision"], out["image_size"] = cfg.backbone.vision, cfg.backbone.image_size
         out["train_samples_per_s"] = _train_rate(model, train_batch, max(3, repeats // 6))
+        if data:
+            out.update(bench_loading(cfg, data, load_samples, seed))
+            # one process loading then training (num_workers=0): the rates add as times
+            for k in ("resize", "cache"):
+                out[f"train_e2e_samples_per_s_{k}"] = round(
+                    1.0 / (1.0 / out[f"load_samples_per_s_{k}"] + 1.0 / out["train_samples_per_s"]), 1)
         return out
     finally:
         torch.set_num_threads(old_threads)
@@ -81,7 +111,8 @@ def _latencies(model: TwoStagePolicy, repeats: int) -> dict:
 
 
 def _act_latency(model: TwoStagePolicy, repeats: int) -> float:
-    """Median ms of one `Policy.act` at a step that only re-plans (prefix cached): obs → action, all included."""
+    """Median ms of one `Policy.act` as deployed (obs → action, all included: with prefix_every=1 every step
+    refreshes the VLM prefix from fresh images; with more, the median is over the steps that reuse it)."""
     import numpy as np
 
     cfg, rng = model.cfg, np.random.default_rng(0)
@@ -93,12 +124,39 @@ def _act_latency(model: TwoStagePolicy, repeats: int) -> float:
         obs[f"touch_net_{p}"] = rng.standard_normal((1, 3)).astype(np.float32)
     policy = Policy(model)
     times = []
-    for i in range(repeats * cfg.prefix_every):
+    for i in range(repeats * cfg.prefix_every + 2):
         t0 = time.perf_counter()
         policy.act(obs, "pick up the red block")
-        if i % cfg.prefix_every:  # steps that reuse the cached prefix
+        if i >= 2 and (cfg.prefix_every == 1 or i % cfg.prefix_every):  # after warm-up; cached-prefix steps
             times.append(time.perf_counter() - t0)
     return round(1e3 * statistics.median(times), 3)
+
+
+def bench_loading(cfg: PolicyCfg, path: str, samples: int, seed: int = 0) -> dict:
+    """Training draws per second from one dataset (augmentation on, as training reads), per image path: `resize`
+    (decode the stored frame and resize it for every sample) and `cache` (the frame cache; its one-off build time
+    is reported separately)."""
+    import tempfile
+
+    from .data import DataCfg, Layout, MixtureDataset, SourceCfg, build_sources
+
+    layout = Layout.from_policy(cfg)
+    out: dict = {"load_dataset": path, "load_samples": samples}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, cache in (("resize", ""), ("cache", tmp)):
+            t0 = time.perf_counter()
+            sources = build_sources(DataCfg(sources=[SourceCfg(path)], valid_fraction=0.0, frame_cache=cache),
+                                    layout, seed)
+            setup = time.perf_counter() - t0
+            ds = MixtureDataset(sources, "train", seed, DataCfg().augment)
+            ds[0]
+            t0 = time.perf_counter()
+            for k in range(1, samples + 1):
+                ds[k]
+            out[f"load_samples_per_s_{key}"] = round(samples / (time.perf_counter() - t0), 1)
+            out[f"load_setup_s_{key}"] = round(setup, 2)
+    out["load_speedup_cache"] = round(out["load_samples_per_s_cache"] / out["load_samples_per_s_resize"], 2)
+    return out
 
 
 def _train_rate(model: TwoStagePolicy, b: int, repeats: int) -> float:

@@ -29,7 +29,7 @@
                                                                                   checkpoints on fixed episodes → png
     rho bench sim [--json] [repeats=5 parallel_envs=8 render=true]                simulation throughput
     rho bench datagen [--json] [task=lift_block demos=10 repeats=3 read_procs=2]   recording and reading cost
-    rho bench policy [--json] [threads=1 repeats=30]                              prefix / expert latency, Hz
+    rho bench policy [--json] [threads=1 image_size=96 data=<dataset>]             latency, Hz, training samples/s
     rho <command> [<subcommand>] --help                                           its keys (type, default, doc), flags, example
 """
 
@@ -428,10 +428,11 @@ def cmd_bench(args: list[str]) -> int:
     overrides, flags = parse_cli(args[1:], flags_take_values=False)
     _flags(f"bench {args[0]}", flags)
     if args[0] == "policy":
-        from rho.policy.bench import bench_policy
+        from rho.policy.bench import BenchPolicyCfg, bench_policy
 
-        kv = dict(o.split("=", 1) for o in overrides)
-        result = bench_policy(threads=int(kv.get("threads", 1)), repeats=int(kv.get("repeats", 30)))
+        pcfg = load_config(BenchPolicyCfg, overrides=overrides)
+        result = bench_policy(pcfg.policy_cfg(), threads=pcfg.threads, repeats=pcfg.repeats, data=pcfg.data,
+                              load_samples=pcfg.load_samples)
     elif args[0] == "datagen":
         from rho.datagen.bench import bench_datagen
 
