@@ -135,31 +135,24 @@ class ByteTokenizer:
         return ids, ids != 0
 
 
-class BuiltinBackbone(Backbone):
-    """Patch-embedded cameras (shared ViT stem, per-camera embedding) and byte tokens, fused by `depth`
-    bidirectional transformer blocks — a VLM small enough to train from scratch on a CPU."""
+class _TextFusion(Backbone):
+    """What both builtin backbones share: byte tokens for the instruction, and `depth` bidirectional transformer
+    blocks fusing camera tokens with them. Subclasses make the camera tokens (b, k, m, w)."""
 
-    def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
+    def __init__(self, cfg: BackboneCfg) -> None:
         super().__init__()
-        w, grid = cfg.width, cfg.image_size // BUILTIN_PATCH
+        w = cfg.width
         self.out_dim = w
         self.tokenizer = ByteTokenizer(cfg.max_text_tokens)
-        self.patch = nn.Conv2d(3, w, BUILTIN_PATCH, BUILTIN_PATCH)
-        self.img_pos = nn.Parameter(torch.randn(1, 1, grid * grid, w) * 0.02)  # per patch
-        self.cam_emb = nn.Parameter(torch.randn(1, max(num_cameras, 1), 1, w) * 0.02)  # per camera
         self.txt_emb = nn.Embedding(ByteTokenizer.vocab_size, w)
         self.txt_pos = nn.Parameter(torch.randn(1, cfg.max_text_tokens, w) * 0.02)
         self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(w)
-        if cfg.freeze:
-            self.freeze_()
 
-    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
-        b, k = images.shape[:2]
-        # (b·k, 3, s, s) → (b, k, g², w): one conv for every camera
-        x = self.patch((images.flatten(0, 1) - 0.5) / 0.25).flatten(2).transpose(1, 2)
-        x = x.view(b, k, -1, x.shape[-1]) + self.img_pos + self.cam_emb[:, :k]
-        img_mask = image_mask[:, :, None].expand(b, k, x.shape[2])  # (b, k, g²)
+    def fuse(self, x: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        """camera tokens x (b, k, m, w), image_mask (b, k) → tokens (b, k·m + t, w), mask (b, k·m + t)"""
+        b, k, m, _ = x.shape
+        img_mask = image_mask[:, :, None].expand(b, k, m)
         ids, txt_mask = self.tokenizer(instruction)  # (b, t)
         t = self.txt_emb(ids.to(x.device)) + self.txt_pos
         tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
@@ -168,6 +161,26 @@ class BuiltinBackbone(Backbone):
         for blk in self.blocks:
             tokens = blk(tokens, attn)
         return self.norm(tokens), mask
+
+
+class BuiltinBackbone(_TextFusion):
+    """Patch-embedded cameras (shared ViT stem, per-camera embedding) and byte tokens, fused by `depth`
+    bidirectional transformer blocks — a VLM small enough to train from scratch on a CPU (`backbone.vision=vit`)."""
+
+    def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
+        super().__init__(cfg)
+        w, grid = cfg.width, cfg.image_size // BUILTIN_PATCH
+        self.patch = nn.Conv2d(3, w, BUILTIN_PATCH, BUILTIN_PATCH)
+        self.img_pos = nn.Parameter(torch.randn(1, 1, grid * grid, w) * 0.02)  # per patch
+        self.cam_emb = nn.Parameter(torch.randn(1, max(num_cameras, 1), 1, w) * 0.02)  # per camera
+        if cfg.freeze:
+            self.freeze_()
+
+    def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
+        b, k = images.shape[:2]
+        # (b·k, 3, s, s) → (b, k, g², w): one conv for every camera
+        x = self.patch((images.flatten(0, 1) - 0.5) / 0.25).flatten(2).transpose(1, 2)
+        return self.fuse(x.view(b, k, -1, x.shape[-1]) + self.img_pos + self.cam_emb[:, :k], image_mask, instruction)
 
 
 class SpatialSoftmax(nn.Module):
@@ -217,7 +230,7 @@ class ConvStem(nn.Module):
         return x
 
 
-class ConvBackbone(Backbone):
+class ConvBackbone(_TextFusion):
     """The builtin VLM with a CNN vision path (`backbone.vision=cnn`): each camera goes through its own small
     GroupNorm CNN; a spatial softmax turns its feature map into K keypoints (sub-pixel image coordinates, each one
     token: coordinates + a learned keypoint embedding) plus one token of the globally pooled features; these and
@@ -225,41 +238,27 @@ class ConvBackbone(Backbone):
     at 96 px sees a 3 cm block as a fraction of one patch; keypoints localize it to a fraction of a pixel."""
 
     def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
-        super().__init__()
+        super().__init__(cfg)
         w, k = cfg.width, max(num_cameras, 1)
-        self.out_dim, self.keypoints = w, cfg.keypoints
-        self.tokenizer = ByteTokenizer(cfg.max_text_tokens)
+        self.keypoints = cfg.keypoints
         chans = tuple(int(c) for c in cfg.cnn_channels)
         self.stems = nn.ModuleList(ConvStem(chans) for _ in range(k))  # one CNN per camera (robomimic, ACT)
         self.softmax = nn.ModuleList(SpatialSoftmax(chans[-1], cfg.keypoints) for _ in range(k))
         self.kp_proj = nn.Linear(2, w)
         self.pool_proj = nn.Linear(chans[-1], w)
         self.kp_emb = nn.Parameter(torch.randn(1, k, cfg.keypoints + 1, w) * 0.02)  # per camera, keypoint (+ pool)
-        self.txt_emb = nn.Embedding(ByteTokenizer.vocab_size, w)
-        self.txt_pos = nn.Parameter(torch.randn(1, cfg.max_text_tokens, w) * 0.02)
-        self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(w)
         if cfg.freeze:
             self.freeze_()
 
     def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
-        b, k = images.shape[:2]
         per_cam = []
-        for j in range(k):
+        for j in range(images.shape[1]):
             f = self.stems[j]((images[:, j] - 0.5) / 0.25)  # (b, C, h, w)
             kp = self.kp_proj(self.softmax[j](f))  # (b, K, w)
             pooled = self.pool_proj(f.mean((2, 3)))[:, None]  # (b, 1, w)
             per_cam.append(torch.cat([kp, pooled], 1))
-        x = torch.stack(per_cam, 1) + self.kp_emb[:, :k]  # (b, k, K + 1, w)
-        img_mask = image_mask[:, :, None].expand(b, k, x.shape[2])
-        ids, txt_mask = self.tokenizer(instruction)
-        t = self.txt_emb(ids.to(x.device)) + self.txt_pos
-        tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
-        mask = torch.cat([img_mask.flatten(1), txt_mask.to(x.device)], dim=1)
-        attn = key_mask(mask)
-        for blk in self.blocks:
-            tokens = blk(tokens, attn)
-        return self.norm(tokens), mask
+        x = torch.stack(per_cam, 1) + self.kp_emb[:, : images.shape[1]]  # (b, k, K + 1, w)
+        return self.fuse(x, image_mask, instruction)
 
 
 # --------------------------------------------------------------------------- hf
