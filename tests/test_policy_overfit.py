@@ -34,13 +34,14 @@ def test_policy_reproduces_its_training_demos(tmp_path):
         "backbone.image_size=32", "backbone.cnn_channels=[8,16]", "backbone.keypoints=8", "backbone.width=64",
         "backbone.depth=1", "backbone.heads=2", "expert.width=64", "expert.depth=2", "expert.heads=2",
         "expert.horizon=8", "expert.flow_steps=5"])
-    # measured: 900 steps reproduce 1 of the 2 demos, 1500 both (~2 min on one core of the 2-core CI machine)
-    cfg = TrainCfg(out=str(tmp_path / "policy"), policy=policy, steps=1500, batch_size=32, num_workers=0,
-                   cpu_threads=1, log_every=100, save_every=1500, progress=False, tensorboard=False, seed=0,
-                   optim=OptimCfg(lr=1e-3, warmup_steps=50, ema=0.99),
+    # measured (lr 1e-3): 900 steps reproduce 1 of the 2 demos, 1 500 steps 2 or 1 depending on the initial weights,
+    # 2 500 both; lr 2e-3 × 2 000 steps both (~2 min on one core of the 2-core CI machine)
+    cfg = TrainCfg(out=str(tmp_path / "policy"), policy=policy, steps=2000, batch_size=32, num_workers=0,
+                   cpu_threads=1, log_every=100, save_every=2000, progress=False, tensorboard=False, seed=0,
+                   optim=OptimCfg(lr=2e-3, warmup_steps=50, ema=0.99),
                    data=DataCfg(sources=[SourceCfg(str(data))], valid_fraction=0.0))
     summary = train(cfg)
-    assert summary["loss"] < 0.15, summary
+    assert summary["loss"] < 0.12, summary
     report = Evaluation("smoke", out=tmp_path / "eval", tasks=["lift_block"], episodes=SEEDS, num_envs=SEEDS,
                         videos=0, seeds_from=[str(data)], env={"cameras": {c: {"width": 48, "height": 48} for c in
                                                                            ("cam_high", "cam_left_wrist",
