@@ -92,16 +92,12 @@ class Evaluation:
                 continue
             traces = frozenset(range(min(s.traces, s.episodes)))
             videos = min(s.videos, s.episodes)
-            seeds = self.episode_seeds(task, level) if task in self._dataset_seeds() else None
-
-            def unit(eps: tuple[int, ...], video: bool = False, task=task, level=level, seeds=seeds,
-                     traces=traces) -> Unit:
-                return Unit(task, level, eps, video=video, traces=traces,
-                            seeds=tuple(seeds[k] for k in eps) if seeds else ())
-
-            units += [unit((k,), video=True) for k in range(videos)]
+            seeds = self.episode_seeds(task, level)
             rest, chunk = list(range(videos, s.episodes)), 2 * s.num_envs
-            units += [unit(tuple(rest[i:i + chunk])) for i in range(0, len(rest), chunk)]
+            groups = [((k,), True) for k in range(videos)]
+            groups += [(tuple(rest[i:i + chunk]), False) for i in range(0, len(rest), chunk)]
+            units += [Unit(task, level, eps, video=video, traces=traces, seeds=tuple(seeds[k] for k in eps))
+                      for eps, video in groups]
         return units, skipped
 
     def _check_env_configs(self, probe: Any) -> None:

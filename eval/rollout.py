@@ -19,7 +19,7 @@ import numpy as np
 from . import held_out
 from .metrics import force_stats
 from .policies import action_mode, check_policy, env_overrides, load_policy, policy_name
-from .suite import SuiteCfg, episode_seed, level_randomization
+from .suite import SuiteCfg, level_randomization
 
 FILLER_SEED = 0  # episodes started after a unit's last one: run on, never recorded
 
@@ -31,7 +31,7 @@ class Unit:
     episodes: tuple[int, ...]  # episode indices within the cell
     video: bool = False  # record an mp4 of the (single) episode
     traces: frozenset[int] = frozenset()  # episodes whose force / taxel time series come back
-    seeds: tuple[int, ...] = ()  # the episodes' seeds, aligned with `episodes` (empty: the suite's episode_seed)
+    seeds: tuple[int, ...] = ()  # the episodes' seeds, aligned with `episodes` (`Evaluation.episode_seeds`)
 
 
 @dataclass
@@ -144,11 +144,7 @@ class _Runner:
     def next_seed(self, slot: int) -> int:
         k = self.queue.popleft() if self.queue else None
         self.slot_episode[slot] = k
-        if k is None:
-            return FILLER_SEED
-        if self.unit.seeds:
-            return self.unit.seeds[self.unit.episodes.index(k)]
-        return episode_seed(self.suite.seed, self.unit.task, self.unit.level, k)
+        return FILLER_SEED if k is None else self.unit.seeds[self.unit.episodes.index(k)]
 
     def start(self, ids: np.ndarray) -> None:
         for i in ids:

@@ -55,7 +55,7 @@ from torch.utils.data import Sampler
 
 from rho.datagen.hdf5 import MANIFEST, SHARD_GLOB, Dataset, DatasetError
 
-from .frames import FrameCache, resize_frames
+from .frames import DEFAULT_ROOT, FrameCache, resize_frames
 
 PADS = ("left_a", "left_b", "right_a", "right_b")
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -149,7 +149,7 @@ class DataCfg:
     target: str = ""  # source whose embodiment the checkpoint decodes with by default; "": the first source's
     normalize: Literal["per_embodiment", "per_source", "target"] = "per_embodiment"  # see the module docstring
     image_staleness: int = 0  # images up to this many steps older than proprio/touch (match inference prefix_every-1)
-    frame_cache: str = "~/.cache/rho/frames"  # resized frames reused across runs ("": resize every read;
+    frame_cache: str = DEFAULT_ROOT  # resized frames reused across runs ("": resize every read;
     # $RHO_FRAME_CACHE replaces the default)
     valid_fraction: float = 0.1  # demos held out per source when its dataset has no mask/valid
     stats_max_demos: int = 500  # statistics from at most this many training demos per source (seeded choice)
@@ -734,10 +734,11 @@ def target_embodiment(sources: Sequence[Source], target: str = "") -> str:
     return next(s.embodiment for s in sources if s.name == name)
 
 
-def target_norm_stats(sources: Sequence[Source], target: str = "") -> dict[str, Stats]:
+def target_norm_stats(sources: Sequence[Source], target: str = "",
+                      emb: dict[str, dict[str, Stats]] | None = None) -> dict[str, Stats]:
     """The deployed embodiment's statistics (pooled over its sources), per modality; a modality it lacks (touch on
-    real data) from the first other embodiment that has it."""
-    emb = embodiment_stats(sources)
+    real data) from the first other embodiment that has it. `emb`: `embodiment_stats(sources)` when at hand."""
+    emb = emb if emb is not None else embodiment_stats(sources)
     tgt = target_embodiment(sources, target)
     order = [tgt, *(s.embodiment for s in sources if s.embodiment != tgt)]
     out: dict[str, Stats] = {}
@@ -751,8 +752,8 @@ def target_norm_stats(sources: Sequence[Source], target: str = "") -> dict[str, 
 def assign_norm(sources: Sequence[Source], mode: str, target: str = "") -> dict[str, Stats]:
     """Set what each source normalizes with (its embodiment's pooled stats, its own, or the target's); returns the
     target stats."""
-    tgt = target_norm_stats(sources, target)
     emb = embodiment_stats(sources)
+    tgt = target_norm_stats(sources, target, emb)
     for s in sources:
         own = {"per_embodiment": emb[s.embodiment], "per_source": s.stats, "target": {}}[mode]
         s.norm = {**s.stats, **tgt} if mode == "target" else {**tgt, **own}

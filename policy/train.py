@@ -596,19 +596,20 @@ def _default_policy_cfg() -> Any:
     return PolicyCfg()
 
 
-NO_DECAY_NAMES = ("emb", "pos", "latents", "register")  # embeddings, positions, learned tokens
+NO_DECAY_MODULES = (torch.nn.Embedding, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: weight decay on weight matrices and conv kernels only — not on biases, norm scales,
-    embeddings, positional or learned tokens (decaying those pulls them to 0 for nothing)."""
+    embeddings, or parameters a module holds directly (positional embeddings, learned tokens); decaying those pulls
+    them to 0 for nothing."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        leaf = name.rsplit(".", 1)[-1]
-        skip = p.ndim < 2 or any(k in leaf for k in NO_DECAY_NAMES) or ".txt_emb." in name or ".embed" in name
-        (no_decay if skip else decay).append(p)
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            weight_of_layer = name == "weight" and p.ndim >= 2 and not isinstance(module, NO_DECAY_MODULES)
+            (decay if weight_of_layer else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
