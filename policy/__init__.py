@@ -2,7 +2,7 @@
 expert that fuses proprioception and touch — which never pass through the VLM — at the control rate.
 
     config.py         PolicyCfg (BackboneCfg, ExpertCfg): typed, OmegaConf-loadable
-    backbones.py      builtin (small ViT + byte-level text, trains from scratch on a CPU) and hf (any transformers
+    backbones.py      builtin (small CNN/ViT + hashed-word text, trains from scratch on a CPU) and hf (any transformers
                       VLM with get_image_features: SmolVLM, PaliGemma, ...; chosen layer, freeze, LoRA)
     touch_encoder.py  taxel grids + history + net forces → one token per pad; proprio → one token
     model.py          TwoStagePolicy: prefix(), sample_actions(), loss(); Prefix (the cacheable VLM output)

@@ -1,7 +1,8 @@
 """VLM backbones: camera images + the language instruction → prefix tokens for the action expert.
 
 Two kinds behind one interface (`Backbone.forward(images, image_mask, instruction) -> (tokens, mask)`):
-    builtin  a small ViT + byte-level text encoder fused by one transformer; trains from scratch on a CPU.
+    builtin  a small CNN (or ViT) per camera + a hashed-word (or byte) text encoder fused by a transformer; trains
+             from scratch on a CPU.
     hf       any Hugging Face transformers VLM that exposes `get_image_features` and a decoder (SmolVLM/Idefics3,
              PaliGemma, Gemma 3, LLaVA-style...), loaded by hub id or local path, cut at a chosen decoder layer,
              optionally frozen or LoRA-adapted (peft).
@@ -23,6 +24,7 @@ import torch.nn.functional as F  # noqa: N812 -- the universal torch idiom
 from torch import Tensor, nn
 
 from .config import BUILTIN_PATCH, BackboneCfg
+from .text import Tokenizer
 
 # --------------------------------------------------------------------------- shared transformer layers
 
@@ -118,33 +120,16 @@ def build_backbone(cfg: BackboneCfg, num_cameras: int, hf_source: str | None = N
 # --------------------------------------------------------------------------- builtin
 
 
-class ByteTokenizer:
-    """UTF-8 bytes as tokens: no vocabulary to download or train. ids: 0 pad, 1 begin, 2.. bytes."""
-
-    vocab_size = 256 + 2
-
-    def __init__(self, max_tokens: int) -> None:
-        self.max_tokens = max_tokens
-
-    def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        """→ ids (b, t) long, mask (b, t) bool"""
-        ids = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
-        for i, text in enumerate(texts):
-            toks = [1, *(c + 2 for c in text.encode("utf-8"))][: self.max_tokens]
-            ids[i, : len(toks)] = torch.tensor(toks)
-        return ids, ids != 0
-
-
 class _TextFusion(Backbone):
-    """What both builtin backbones share: byte tokens for the instruction, and `depth` bidirectional transformer
-    blocks fusing camera tokens with them. Subclasses make the camera tokens (b, k, m, w)."""
+    """What both builtin backbones share: the instruction's tokens (`backbone.tokenizer`: bytes or hashed words,
+    see rho.policy.text), and `depth` bidirectional transformer blocks fusing camera tokens with them. Subclasses make the camera tokens (b, k, m, w)."""
 
     def __init__(self, cfg: BackboneCfg) -> None:
         super().__init__()
         w = cfg.width
         self.out_dim = w
-        self.tokenizer = ByteTokenizer(cfg.max_text_tokens)
-        self.txt_emb = nn.Embedding(ByteTokenizer.vocab_size, w)
+        self.tokenizer = Tokenizer(cfg.tokenizer, cfg.max_text_tokens)
+        self.txt_emb = nn.Embedding(self.tokenizer.vocab_size, w)
         self.txt_pos = nn.Parameter(torch.randn(1, cfg.max_text_tokens, w) * 0.02)
         self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(w)
@@ -164,7 +149,7 @@ class _TextFusion(Backbone):
 
 
 class BuiltinBackbone(_TextFusion):
-    """Patch-embedded cameras (shared ViT stem, per-camera embedding) and byte tokens, fused by `depth`
+    """Patch-embedded cameras (shared ViT stem, per-camera embedding) and instruction tokens, fused by `depth`
     bidirectional transformer blocks — a VLM small enough to train from scratch on a CPU (`backbone.vision=vit`)."""
 
     def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:
@@ -234,7 +219,7 @@ class ConvBackbone(_TextFusion):
     """The builtin VLM with a CNN vision path (`backbone.vision=cnn`): each camera goes through its own small
     GroupNorm CNN; a spatial softmax turns its feature map into K keypoints (sub-pixel image coordinates, each one
     token: coordinates + a learned keypoint embedding) plus one token of the globally pooled features; these and
-    the instruction's byte tokens are fused by `depth` bidirectional transformer blocks. A ViT with 16-px patches
+    the instruction's tokens are fused by `depth` bidirectional transformer blocks. A ViT with 16-px patches
     at 96 px sees a 3 cm block as a fraction of one patch; keypoints localize it to a fraction of a pixel."""
 
     def __init__(self, cfg: BackboneCfg, num_cameras: int) -> None:

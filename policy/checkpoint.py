@@ -55,7 +55,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     path = resolve_checkpoint(Path(path))
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path}: not a policy checkpoint (needs {CONFIG} and {WEIGHTS})")
-    cfg = load_config(PolicyCfg, yaml=path / CONFIG)
+    # checkpoints written before `backbone.tokenizer` existed used byte tokens
+    legacy = [] if "tokenizer:" in (path / CONFIG).read_text() else ["backbone.tokenizer=bytes"]
+    cfg = load_config(PolicyCfg, yaml=path / CONFIG, overrides=legacy)
     hf_dir = path / HF_DIR
     if cfg.backbone.kind == "hf" and hf_dir.is_dir():
         model = TwoStagePolicy(cfg, hf_source=str(hf_dir), pretrained=False)  # weights come from model.pt

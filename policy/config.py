@@ -30,7 +30,8 @@ class BackboneCfg:
     width: int = 128  # builtin: token width
     depth: int = 2  # builtin: transformer layers over image + text tokens
     heads: int = 4  # builtin: attention heads
-    max_text_tokens: int = 80  # instruction tokens (bytes + 1 for builtin; training refuses data that would be cut)
+    tokenizer: Literal["bytes", "words"] = "words"  # builtin: instruction tokens are hashed words or UTF-8 bytes
+    max_text_tokens: int = 24  # instruction tokens incl. a begin token (training refuses data that would be cut)
 
     def validate(self) -> list[str]:
         out = []
@@ -93,6 +94,10 @@ class PolicyCfg:
     prefix_every: int = 1
     replan_every: int = 1  # control steps between action-expert re-plans
     ensemble: Literal["none", "temporal"] = "temporal"
+    # auxiliary training signal: predict privileged low-dim obs (object positions; data.sources[*].aux) from the
+    # VLM prefix, which teaches the vision path to localize what the task is about. 0: off. Not used at inference
+    aux_dim: int = 0
+    aux_weight: float = 0.5  # weight of the auxiliary loss (z-scored targets, MSE) next to the flow loss
 
     def validate(self) -> list[str]:
         out = []
@@ -102,6 +107,8 @@ class PolicyCfg:
             out.append("expert.use_touch needs at least one pad in `pads`")
         if len(self.taxel_shape) != 2 or min(self.taxel_shape) < 1:
             out.append(f"taxel_shape must be (rows, cols) >= 1, got {self.taxel_shape}")
+        if self.aux_dim < 0 or self.aux_weight < 0:
+            out.append(f"aux_dim and aux_weight must be >= 0, got {self.aux_dim} and {self.aux_weight}")
         if self.prefix_every < 1 or self.replan_every < 1:
             out.append("prefix_every and replan_every must be >= 1")
         if self.replan_every > self.expert.horizon:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import abc
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ from torch.utils.data import Sampler
 from rho.datagen.hdf5 import MANIFEST, SHARD_GLOB, Dataset, DatasetError
 
 from .frames import DEFAULT_ROOT, FrameCache, resize_frames
+from .text import tokens_of
 
 PADS = ("left_a", "left_b", "right_a", "right_b")
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
@@ -130,6 +132,9 @@ class SourceCfg:
     embodiment: str = ""  # normalization group (robot/action meaning); "": from the data, e.g. "aloha/joint_pos"
     max_demos: int = 0  # use the first N demos (0: all)
     instruction: str = ""  # replaces every demo's instruction when set
+    # privileged low-dim obs the vision path learns to predict (training only, policy.aux_dim > 0), each
+    # "<obs key>" or "<obs key>[start:stop]", e.g. ["block_pose[0:3]"] (the block's position, m)
+    aux: list[str] = field(default_factory=list)
     adapter: AdapterCfg = field(default_factory=AdapterCfg)
 
     def validate(self) -> list[str]:
@@ -185,6 +190,8 @@ class Layout:
     action_dim: int = 14  # A
     proprio_dim: int = 14  # D
     max_text_tokens: int = 0  # instruction tokens the backbone keeps (0: not checked)
+    tokenizer: str = "words"  # the builtin backbone's tokenizer (rho.policy.text), what max_text_tokens counts
+    aux_dim: int = 0  # auxiliary targets per sample (policy.aux_dim; 0: none)
 
     @classmethod
     def from_policy(cls, cfg: Any) -> Layout:
@@ -194,7 +201,9 @@ class Layout:
                    taxel_shape=(int(cfg.taxel_shape[0]), int(cfg.taxel_shape[1])),
                    action_dim=int(cfg.action_dim), proprio_dim=int(cfg.proprio_dim),
                    max_text_tokens=int(getattr(cfg.backbone, "max_text_tokens", 0))
-                   if getattr(cfg.backbone, "kind", "") == "builtin" else 0)
+                   if getattr(cfg.backbone, "kind", "") == "builtin" else 0,
+                   tokenizer=str(getattr(cfg.backbone, "tokenizer", "words")),
+                   aux_dim=int(getattr(cfg, "aux_dim", 0)))
 
 
 @dataclass(frozen=True)
@@ -520,6 +529,8 @@ class Source:
         self.norm: dict[str, Stats] = {}  # what its samples are normalized with (its embodiment's, own, target's)
         self.frames: FrameCache | None = None  # resized frames (build_sources sets it when data.frame_cache)
         self.staleness = 0  # training draws: images up to this many steps older than the state
+        self.aux = self._aux_keys(demos[0])  # (obs key, slice) of each auxiliary target
+        self.aux_mean, self.aux_std = self._aux_moments() if self.aux else (None, None)
 
     # -- demos
     def _usable_demos(self) -> list[int]:
@@ -570,6 +581,37 @@ class Source:
         has_touch = all(k in keys for k in (*taxels.values(), *nets.values()))
         samples = int(self.store.arrays(demo)[taxels[self.layout.pads[0]]].shape[1]) if has_touch else 0
         return Modalities(state, cams, taxels if has_touch else None, nets if has_touch else None, samples)
+
+    def _aux_keys(self, demo: int) -> list[tuple[str, slice]]:
+        """Parse and check `aux` against the layout's aux_dim and the first demo's keys."""
+        if not self.cfg.aux or not self.layout.aux_dim:
+            return []
+        arr, out, dim = self.store.arrays(demo), [], 0
+        for spec in self.cfg.aux:
+            m = _AUX_SPEC.fullmatch(spec.strip())
+            if not m:
+                raise DataError(f"source {self.name!r}: aux entry {spec!r} is not '<obs key>' or "
+                                "'<obs key>[start:stop]'. Fix: e.g. aux=[block_pose[0:3]]")
+            key = f"obs/{m['key']}"
+            if key not in arr or len(arr[key].shape) != 2:
+                have = sorted(k[4:] for k in arr if k.startswith("obs/") and len(arr[k].shape) == 2)
+                raise DataError(f"source {self.name!r}: aux key {m['key']!r} is not a (T, D) obs of "
+                                f"{self.store.name(demo)}; low-dim obs there: {have}")
+            sl = slice(int(m["start"] or 0), int(m["stop"]) if m["stop"] else None)
+            dim += len(range(*sl.indices(int(arr[key].shape[1]))))
+            out.append((key, sl))
+        if dim > self.layout.aux_dim:
+            raise DataError(f"source {self.name!r}: aux {self.cfg.aux} has {dim} values, policy.aux_dim is "
+                            f"{self.layout.aux_dim}. Fix: policy.aux_dim={dim} (or more)")
+        return out
+
+    def _aux_raw(self, arr: Mapping[str, Any], t: int | slice) -> np.ndarray:
+        return np.concatenate([np.asarray(arr[k][t], np.float32)[..., sl] for k, sl in self.aux], -1)
+
+    def _aux_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (floored at 1 mm-scale 1e-3) of the aux targets over the training demos."""
+        x = np.concatenate([self._aux_raw(self.store.arrays(int(i)), slice(None)) for i in self.demos["train"]])
+        return x.mean(0), np.maximum(x.std(0), 1e-3)
 
     def expected_shapes(self, demo: int) -> dict[str, tuple[int, ...] | None]:
         """Per key, the per-step shape every demo must have (None: any image size, checked as (H, W, 3))."""
@@ -630,6 +672,12 @@ class Source:
         out["image_mask"] = {c: k is not None for c, k in m.cameras.items()}
         out["instruction"] = self.cfg.instruction or self.store.instruction(demo)
         out["source"] = self.index
+        if L.aux_dim:  # z-scored targets padded to aux_dim; the mask says which are real
+            aux, mask = np.zeros(L.aux_dim, np.float32), np.zeros(L.aux_dim, bool)
+            if self.aux:
+                a = (self._aux_raw(arr, t) - self.aux_mean) / self.aux_std
+                aux[: len(a)], mask[: len(a)] = a, True
+            out["aux"], out["aux_mask"] = aux, mask
         return out
 
     def _frame(self, arr: Mapping[str, Any], cam: str, key: str, demo: int, t: int) -> np.ndarray:
@@ -677,6 +725,9 @@ class Source:
             if key != "touch_net":
                 out[f"{key}_mask"] = present
         return out
+
+
+_AUX_SPEC = re.compile(r"(?P<key>[A-Za-z0-9_./-]+)(\[(?P<start>\d*):(?P<stop>\d*)\])?")
 
 
 def _last(shape: tuple[int, ...] | None) -> int:
@@ -777,7 +828,7 @@ def build_sources(cfg: DataCfg, layout: Layout, seed: int,
         if cfg.frame_cache:
             s.frames = FrameCache.build(s.store, s.modalities.cameras, layout.image_size, cfg.frame_cache, log=_log)
     assign_norm(sources, cfg.normalize, cfg.target)
-    check_instructions(sources, layout.max_text_tokens)
+    check_instructions(sources, layout.max_text_tokens, layout.tokenizer)
     return sources
 
 
@@ -785,20 +836,21 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def check_instructions(sources: Sequence[Source], max_tokens: int) -> None:
-    """Refuse data whose instructions the builtin byte tokenizer (1 + UTF-8 bytes) would cut: a cut instruction
-    loses what tells tasks apart (plug types), silently."""
+def check_instructions(sources: Sequence[Source], max_tokens: int, tokenizer: str = "words") -> None:
+    """Refuse data whose instructions the builtin tokenizer (rho.policy.text) would cut: a cut instruction loses
+    what tells tasks apart (plug types), silently."""
     if max_tokens <= 0:
         return
     longest, where = 0, ""
     for s in sources:
         for i in (*s.demos["train"], *s.demos["valid"]):
             text = s.cfg.instruction or s.store.instruction(int(i))
-            n = 1 + len(text.encode("utf-8"))
+            n = len(tokens_of(tokenizer, text))
             if n > longest:
                 longest, where = n, f"{s.store.name(int(i))}: {text!r}"
     if longest > max_tokens:
-        raise DataError(f"the longest instruction needs {longest} tokens ({where}), policy.backbone.max_text_tokens is "
+        raise DataError(f"the longest instruction needs {longest} {tokenizer} tokens ({where}), "
+                        f"policy.backbone.max_text_tokens is "
                         f"{max_tokens}: it would be cut. Fix: policy.backbone.max_text_tokens={longest} (or more)")
 
 
@@ -937,7 +989,8 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return torch.as_tensor(np.stack([s[key] for s in samples]), dtype=dtype)
 
     cams = list(samples[0]["images"])
-    return {
+    aux = {"aux": stack("aux"), "aux_mask": stack("aux_mask", torch.bool)} if "aux" in samples[0] else {}  # (B, X)
+    return aux | {
         "images": {c: torch.stack([s["images"][c] for s in samples]) for c in cams},  # (B, 3, size, size)
         "image_mask": {c: torch.tensor([s["image_mask"][c] for s in samples]) for c in cams},  # (B,)
         "instruction": [s["instruction"] for s in samples],

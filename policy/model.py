@@ -193,6 +193,9 @@ class TwoStagePolicy(nn.Module):
         self.prefix_norm = nn.LayerNorm(self.backbone.out_dim)
         self.prefix_proj = nn.Linear(self.backbone.out_dim, cfg.expert.width)
         self.expert = ActionExpert(cfg)
+        d = cfg.expert.width  # auxiliary head (training only): masked mean of the prefix tokens → privileged obs
+        self.aux_head = (nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Linear(d, cfg.aux_dim))
+                         if cfg.aux_dim else None)
 
     @property
     def device(self) -> torch.device:
@@ -250,7 +253,17 @@ class TwoStagePolicy(nn.Module):
         err = F.mse_loss(v, noise - actions, reduction="none").mean(-1)  # (b, h)
         valid = ~batch["action_pad"].to(dev).bool()
         loss = (err * valid).sum() / valid.sum().clamp(min=1)
-        return loss, {"loss": float(loss.detach()), "valid_frac": float(valid.float().mean())}
+        logs = {"loss": float(loss.detach()), "valid_frac": float(valid.float().mean())}
+        if self.aux_head is not None and batch.get("aux") is not None:
+            m = prefix.mask[..., None].float()  # (b, n, 1)
+            pooled = (prefix.tokens * m).sum(1) / m.sum(1).clamp(min=1)  # (b, d)
+            aux_mask = batch["aux_mask"].to(dev).float()  # (b, X)
+            aux_err = (self.aux_head(pooled) - batch["aux"].to(dev)) ** 2 * aux_mask
+            aux = aux_err.sum() / aux_mask.sum().clamp(min=1)
+            logs["flow_loss"], logs["aux_loss"] = logs["loss"], float(aux.detach())
+            loss = loss + self.cfg.aux_weight * aux
+            logs["loss"] = float(loss.detach())
+        return loss, logs
 
 
 def _state_args(batch: dict, dev: torch.device) -> tuple[Tensor | None, ...]:

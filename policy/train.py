@@ -474,19 +474,22 @@ class _Trainer:
             module = _LossModule(self.ema)
         self.model.eval()
         devices = [self.d.device.index] if self.d.device.type == "cuda" else []
-        total = torch.zeros(2, dtype=torch.float64, device=self.d.device)
+        # loss, and its flow / auxiliary parts when the model reports them (policy.aux_dim), summed over samples
+        total = torch.zeros(4, dtype=torch.float64, device=self.d.device)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(_seed(self.cfg.seed, self.d.rank, 2))
             for batch in loader:
                 with self._autocast():
-                    loss, _ = module(_to_device(batch, self.d.device))
-                total += torch.stack([loss.double() * len(batch["instruction"]),
-                                      torch.tensor(len(batch["instruction"]), dtype=torch.float64,
-                                                   device=self.d.device)])
+                    loss, info = module(_to_device(batch, self.d.device))
+                n = len(batch["instruction"])
+                total += torch.tensor([float(loss) * n, info.get("flow_loss", 0.0) * n, info.get("aux_loss", 0.0) * n,
+                                       n], dtype=torch.float64, device=self.d.device)
         self.model.train()
         if self.d.world > 1:
             dist.all_reduce(total)
-        rec = {"valid_loss": float(total[0] / total[1])}
+        rec = {"valid_loss": float(total[0] / total[3])}
+        if total[2] > 0:
+            rec |= {"valid_flow_loss": float(total[1] / total[3]), "valid_aux_loss": float(total[2] / total[3])}
         if self.logger:
             self.logger.write({"step": self.step, **rec}, tb={"valid/loss": rec["valid_loss"]})
         return rec

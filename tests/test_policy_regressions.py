@@ -63,9 +63,25 @@ def test_instructions_that_would_be_cut_are_refused():
     text = "push the rectangular connector all the way into the matching outlet"
     src = SimpleNamespace(cfg=SimpleNamespace(instruction=""), demos={"train": [0], "valid": []},
                           store=SimpleNamespace(instruction=lambda i: text, name=lambda i: "plug.hdf5: demo 0"))
-    with pytest.raises(DataError, match="needs 68 tokens"):
-        check_instructions([src], 64)
-    check_instructions([src], 68)
+    with pytest.raises(DataError, match="needs 68 bytes tokens"):
+        check_instructions([src], 64, "bytes")
+    check_instructions([src], 68, "bytes")
+    with pytest.raises(DataError, match="needs 12 words tokens"):  # begin + 11 words
+        check_instructions([src], 11, "words")
+    check_instructions([src], 12, "words")
+
+
+def test_word_tokens_are_stable_and_tell_instructions_apart():
+    """Hashed words: the same ids on every machine and run (CRC-32, not Python's salted hash), case and punctuation
+    ignored, and the task-defining words (plug types, colours) get ids of their own."""
+    from rho.policy.text import Tokenizer, tokens_of
+
+    assert tokens_of("words", "Push the US-style plug!") == tokens_of("words", "push the us style plug")
+    assert tokens_of("words", "push") == [1, 2 + 1597642340 % 4096]  # zlib.crc32(b"push"), pinned
+    ids, mask = Tokenizer("words", 6)(["lift the red cube", "lift the blue cube"])
+    assert ids.shape == (2, 6) and mask.sum(1).tolist() == [5, 5] and (ids[0] != ids[1]).sum() == 1
+    with pytest.raises(ValueError, match="'bytes' or 'words'"):
+        tokens_of("chars", "x")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------ eval threads

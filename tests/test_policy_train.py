@@ -493,3 +493,64 @@ def test_trains_the_rho_policy(sim, real, tmp_path):
     assert extra["action_mode"] == "joint_pos"  # datasets hold the executed joint targets, whatever the expert drove
     assert list(extra["source_action_modes"].values()) == ["joint_pos", "joint_pos"]  # LeRobot: joint targets too
     assert model.cfg.expert.horizon == 4
+
+
+# ------------------------------------------------------------------------------------------------ auxiliary targets
+def test_aux_targets_are_read_normalized_and_masked(sim, real):
+    """`aux` reads privileged low-dim obs (the block's position) z-scored per source; a source without them (the
+    LeRobot one) gets zeros with a False mask, so the auxiliary loss ignores it."""
+    layout = Layout(image_size=24, horizon=4, touch_history=3, aux_dim=4)
+    sim_src, real_src = _sources(SourceCfg(str(sim), aux=["block_pose[0:3]"]), SourceCfg(str(real)), layout=layout,
+                                 valid_fraction=0.0)
+    demo = int(sim_src.demos["train"][0])
+    sample = sim_src.read(demo, 2, None, None)
+    pos = np.asarray(sim_src.store.arrays(demo)["obs/block_pose"][2, :3])
+    np.testing.assert_allclose(sample["aux"][:3], (pos - sim_src.aux_mean) / sim_src.aux_std, atol=1e-5)
+    assert np.all(sim_src.aux_std > 1e-3 - 1e-9) and abs(float(pos[2]) - 0.02) < 0.01  # a resting block, m
+    assert sample["aux_mask"].tolist() == [True, True, True, False]
+    assert not real_src.read(int(real_src.demos["train"][0]), 0, None, None)["aux_mask"].any()
+    batch = collate([sample, real_src.read(int(real_src.demos["train"][0]), 0, None, None)])
+    assert batch["aux"].shape == (2, 4) and batch["aux_mask"].dtype == torch.bool
+
+
+@pytest.mark.parametrize(("aux", "dim", "match"), [
+    (["block_pos"], 3, "not a \\(T, D\\) obs.*block_pose"),
+    (["block_pose[0:3"], 3, "is not '<obs key>'"),
+    (["block_pose"], 3, "has 7 values, policy.aux_dim is 3"),
+])
+def test_bad_aux_specs_are_refused_with_the_fix(sim, aux, dim, match):
+    layout = Layout(image_size=24, horizon=4, touch_history=3, aux_dim=dim)
+    with pytest.raises(DataError, match=match):
+        _sources(SourceCfg(str(sim), aux=aux), layout=layout)
+
+
+def test_aux_loss_trains_the_prefix(sim, tmp_path):
+    """The real policy with policy.aux_dim: the auxiliary loss is logged apart from the flow loss (train and
+    validation) and its gradient reaches the vision path."""
+    from rho.policy.config import PolicyCfg
+    from rho.policy.model import TwoStagePolicy
+
+    policy = load_config(PolicyCfg, overrides=["backbone.image_size=32", "backbone.width=32", "backbone.depth=1",
+                                               "backbone.heads=2", "backbone.cnn_channels=[8,8]", "backbone.keypoints=4",
+                                               "expert.width=32", "expert.depth=1", "expert.heads=2",
+                                               "expert.horizon=4", "aux_dim=3"])
+    layout = Layout.from_policy(policy)
+    (src,) = _sources(SourceCfg(str(sim), aux=["block_pose[0:3]"]), layout=layout, valid_fraction=0.0)
+    batch = collate([src.read(int(src.demos["train"][0]), t, None, None) for t in range(4)])
+    torch.manual_seed(0)
+    model = TwoStagePolicy(policy)
+    loss, info = model.loss(batch)
+    assert info["aux_loss"] > 0 and info["loss"] == pytest.approx(info["flow_loss"] + 0.5 * info["aux_loss"], rel=1e-5)
+    loss.backward()
+    assert model.backbone.stems[0].down[0][0].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    model.cfg.aux_weight = 0.0
+    without, info0 = model.loss({k: v for k, v in batch.items() if k not in ("aux", "aux_mask")})
+    assert "aux_loss" not in info0
+
+    cfg = _train_cfg(tmp_path / "aux", [SourceCfg(str(sim), aux=["block_pose[0:3]"])], steps=2, valid_every=1)
+    cfg.policy = policy
+    train(cfg, io=None)
+    rows = _log(tmp_path / "aux")
+    assert any("aux_loss" in r and "flow_loss" in r for r in rows)
+    assert any("valid_aux_loss" in r for r in rows)
