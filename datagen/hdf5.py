@@ -180,9 +180,11 @@ def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
 
 
 class ShardWriter:
-    """Appends episodes to a temporary shard file; `close()` renames it into place (atomic per shard)."""
+    """Appends episodes to a temporary shard file; `close()` renames it into place (atomic per shard).
 
-    def __init__(self, path: Path, env_args: dict[str, Any]):
+    `attrs` are extra root attributes (JSON-able values are stored as JSON text)."""
+
+    def __init__(self, path: Path, env_args: dict[str, Any], attrs: dict[str, Any] | None = None):
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
         self.env_args = env_args
@@ -191,6 +193,8 @@ class ShardWriter:
         self._f = h5py.File(self.tmp, "w")
         self._f.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho", "task": env_args.get("task", ""),
                               "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        for k, v in (attrs or {}).items():
+            self._f.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
         self._data = self._f.create_group("data")
 
     def add(self, ep: Episode, name: str) -> None:
@@ -212,6 +216,32 @@ class ShardWriter:
     def discard(self) -> None:
         self._f.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def episode_nbytes(ep: Episode) -> int:
+    """Bytes of an episode's arrays, uncompressed: an upper bound of what writing it adds to a file (images are
+    stored gzip-compressed, the rest as is), HDF5's per-dataset overhead aside."""
+    arrays = [ep.actions, ep.rewards, ep.dones, *ep.obs.values(), *ep.states.values(), *ep.initial_state.values()]
+    if ep.expert_actions is not None:
+        arrays.append(ep.expert_actions)
+    return int(sum(np.asarray(a).nbytes for a in arrays))
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes free for an unprivileged writer on the filesystem holding `path` (its nearest existing ancestor);
+    None when that cannot be asked."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def mib(n: int | None) -> str:
+    """`n` bytes for a message: "12.3 MiB" ("unknown" for None)."""
+    return "unknown" if n is None else f"{n / 2**20:.1f} MiB"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -72,7 +72,15 @@ def run_ray(cfg, done: set[int], shard_dir: Path, report, stop) -> dict[str, flo
             _, pending = ray.wait(pending, timeout=0)
         while not queue.empty():
             report(*queue.get()[1:])
-        timings = ray.get(refs)  # raises the worker's exception, if any
+        try:
+            timings = ray.get(refs)  # raises the worker's exception, if any
+        except ray.exceptions.RayTaskError as e:  # a DatasetError (full disk, ...) is for the user, not a traceback
+            from .hdf5 import DatasetError
+
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, DatasetError):
+                raise DatasetError(f"datagen worker (Ray task): {cause}") from None
+            raise
     finally:
         flag.set.remote()
         if started:

@@ -15,10 +15,13 @@ closed shards and continues to the target without duplicates.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import multiprocessing as mp
 import os
+import queue as queue_mod
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,7 +42,14 @@ from .hdf5 import (
     ShardWriter,
     atomic_write_text,
     check_version,
+    episode_nbytes,
+    free_bytes,
+    mib,
 )
+
+RUN_ATTR = "datagen"  # root attribute of every shard: the run settings env_args do not hold (seed, keep_failures...)
+WRITE_MARGIN = 4 * 2**20  # bytes kept free beyond a demo's size: HDF5 metadata, the shard's closing, the manifest
+OWN_FILES = (SHARD_GLOB, MANIFEST, ".shard_*.tmp", f".{MANIFEST}.tmp", ".write_probe_*")  # what datagen puts in out
 
 
 @dataclass
@@ -144,9 +154,9 @@ def _flat_meta(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _env_for(cfg: DatagenCfg):
-    """The task env configured for recording: touch history = touch samples per control step, so every touch
-    sample is stored (touch at its own rate)."""
+def _env_cfg_for(cfg: DatagenCfg):
+    """(task entry, env config) the run records in: touch history = touch samples per control step, so every touch
+    sample is stored (touch at its own rate); the action mode the expert drives."""
     from rho.tasks import get_task
 
     entry = get_task(cfg.task)
@@ -158,7 +168,20 @@ def _env_for(cfg: DatagenCfg):
     env_cfg.action = dataclasses.replace(env_cfg.action, mode=action_mode_of(cfg.expert, entry.expert_action_mode))
     per_step = round(env_cfg.touch.rate_hz / env_cfg.sim.control_hz) if env_cfg.touch.enabled else 1
     env_cfg.touch = dataclasses.replace(env_cfg.touch, history=max(env_cfg.touch.history, per_step))
+    return entry, env_cfg
+
+
+def _env_for(cfg: DatagenCfg):
+    """The task entry and its env configured for recording (`_env_cfg_for`)."""
+    entry, env_cfg = _env_cfg_for(cfg)
     return entry, entry.env_cls(env_cfg)
+
+
+def run_record(cfg: DatagenCfg) -> dict[str, Any]:
+    """What every shard stores of the run beside env_args (root attribute `datagen`, JSON): the settings that fix
+    which attempts become demos, and the target (for the command that resumes an interrupted run)."""
+    return {"seed": int(cfg.seed), "keep_failures": bool(cfg.keep_failures), "num_demos": int(cfg.num_demos),
+            "expert": cfg.expert}
 
 
 def env_args(cfg: DatagenCfg, env, entry, expert: Any = None) -> dict[str, Any]:
@@ -201,8 +224,13 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
         return attempt_seed(cfg.seed, k)
 
     env.episode_seed_fn = seed_for
+    run = run_record(cfg)
     shard_index = 1 + max([_shard_index(p, worker) for p in out_dir.glob(f"shard_w{worker:02d}_*.hdf5")], default=-1)
-    writer = _open_shard(out_dir, worker, shard_index, args)
+    try:
+        writer = _open_shard(out_dir, worker, shard_index, args, run)
+    except OSError as e:
+        env.close()
+        raise _write_error(out_dir / f".shard_w{worker:02d}_{shard_index:05d}.hdf5.tmp", out_dir, e) from e
     obs, _ = env.reset()
     recs = [_Recorder(env, i, pending.pop(i)) for i in range(env.num_envs)]
     t_loop, write_s = time.perf_counter(), 0.0
@@ -222,17 +250,19 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
                 shard = writer.path.name  # the shard holding this attempt (the writer may rotate below)
                 try:
                     if kept:
-                        writer.add(rec.episode(success, task_meta), f"demo_{rec.attempt}")
+                        ep = rec.episode(success, task_meta)
+                        # HDF5 does not survive a write that fails for lack of space (it crashed or hung here):
+                        # never let it try. The bound is uncompressed and counts every worker writing at once.
+                        _ensure_space(writer.tmp, episode_nbytes(ep) * cfg.workers + WRITE_MARGIN, out_dir)
+                        writer.add(ep, f"demo_{rec.attempt}")
                     writer.attempts.append(rec.attempt)
                     if len(writer.names) >= cfg.demos_per_shard:
                         writer.close()
                         shard_index += 1
-                        writer = _open_shard(out_dir, worker, shard_index, args)
+                        writer = _open_shard(out_dir, worker, shard_index, args, run)
                 except OSError as e:  # disk full, quota, lost mount: closed shards are untouched
                     writer.attempts.clear()
-                    raise DatasetError(
-                        f"writing {writer.path.name} in {out_dir} failed: {e}. Every closed shard is intact; free "
-                        "space (or fix the path) and rerun the same command with --resume.") from e
+                    raise _write_error(writer.tmp, out_dir, e) from e
                 report(rec.attempt, success, kept, shard)
                 recs[i] = _Recorder(env, int(i), pending.pop(int(i)))
                 write_s += time.perf_counter() - t_write
@@ -241,12 +271,35 @@ def _produce(cfg: DatagenCfg, worker: int, done: set[int], out_dir: Path, report
     finally:
         try:
             if writer.attempts:
-                writer.close()
+                try:
+                    writer.close()
+                except OSError as e:
+                    writer.discard()
+                    raise _write_error(writer.tmp, out_dir, e) from e
             else:
                 writer.discard()
         finally:
             env.close()
     return {"loop_s": time.perf_counter() - t_loop, "write_s": write_s}
+
+
+def _ensure_space(path: Path, need: int, out_dir: Path) -> None:
+    """Refuse (DatasetError naming the path and the free space) when fewer than `need` bytes are free at `path`."""
+    free = free_bytes(path.parent)
+    if free is not None and free < need:
+        raise _write_error(path, out_dir, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), need=need)
+
+
+def _write_error(path: Path, out_dir: Path, e: OSError, need: int | None = None) -> DatasetError:
+    """The error a failed write ends the run with: what failed, where, the space left, and how to go on."""
+    done = sorted(p.name for p in out_dir.glob(SHARD_GLOB))
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+    what = (f"{os.strerror(e.errno)}: {mib(free_bytes(path.parent))} free on the filesystem holding {path.parent}"
+            + (f", the next demo needs up to {mib(need)}" if need else "") if full else f"{e}")
+    return DatasetError(
+        f"writing {path} failed: {what}. The {len(done)} closed shard(s) in {out_dir} are intact; "
+        + ("free space (or raise the quota) " if full else "fix the cause (path, mount, permissions) ")
+        + "and rerun the same command with --resume.")
 
 
 def _count(start: int, step: int) -> Iterator[int]:
@@ -261,10 +314,11 @@ def _shard_index(path: Path, worker: int) -> int:
 
 
 class _Shard(ShardWriter):
-    """A shard that also records every attempt finished while it was open (kept or not), for resume."""
+    """A shard that also records every attempt finished while it was open (kept or not), for resume, and the run's
+    settings (`run_record`)."""
 
-    def __init__(self, path: Path, env_args: dict[str, Any]):
-        super().__init__(path, env_args)
+    def __init__(self, path: Path, env_args: dict[str, Any], run: dict[str, Any]):
+        super().__init__(path, env_args, {RUN_ATTR: run})
         self.attempts: list[int] = []
 
     def close(self) -> Path:
@@ -272,8 +326,8 @@ class _Shard(ShardWriter):
         return super().close()
 
 
-def _open_shard(out_dir: Path, worker: int, index: int, args: dict[str, Any]) -> _Shard:
-    return _Shard(out_dir / f"shard_w{worker:02d}_{index:05d}.hdf5", args)
+def _open_shard(out_dir: Path, worker: int, index: int, args: dict[str, Any], run: dict[str, Any]) -> _Shard:
+    return _Shard(out_dir / f"shard_w{worker:02d}_{index:05d}.hdf5", args, run)
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -308,42 +362,187 @@ def _scan_done(out_dir: Path) -> dict[int, tuple[bool, bool, str]]:
     """Attempts recorded in closed shards: attempt → (success, kept, shard file)."""
     found: dict[int, tuple[bool, bool, str]] = {}
     for path in sorted(out_dir.glob(SHARD_GLOB)):
-        with h5py.File(path, "r") as f:
-            check_version(f.attrs.get("format_version"), str(path))
-            kept = {int(g.attrs["attempt"]): bool(g.attrs["success"]) for g in f["data"].values()}
-            for k in json.loads(f.attrs.get("attempts", "[]")):
-                found[k] = (kept.get(k, False), k in kept, path.name)
+        try:
+            with h5py.File(path, "r") as f:
+                check_version(f.attrs.get("format_version"), str(path))
+                kept = {int(g.attrs["attempt"]): bool(g.attrs["success"]) for g in f["data"].values()}
+                for k in json.loads(f.attrs.get("attempts", "[]")):
+                    found[k] = (kept.get(k, False), k in kept, path.name)
+        except (OSError, KeyError, ValueError) as e:
+            raise DatasetError(f"{path}: cannot be resumed from ({type(e).__name__}: {e}). `rho dataset check "
+                               f"{out_dir}` reports what is wrong; move the file away (its attempts are then "
+                               "recorded again) and rerun with --resume.") from e
     return found
 
 
+def _own(p: Path) -> bool:
+    """Whether `p` is a file datagen writes into its output directory."""
+    return any(p.match(pattern) for pattern in OWN_FILES)
+
+
 def _prepare_out(cfg: DatagenCfg) -> tuple[Path, Path | None]:
-    """(shard directory, final single file or None); refuses to overwrite without resume; checks writability."""
-    out = Path(cfg.out)
+    """(shard directory, final single file or None), checked before any simulation: a path datagen can create and
+    write, not a file where a directory is asked for (or the reverse), not a directory of other files, never an
+    existing dataset unless resumed. Removes the half-written shards of a killed run."""
+    out = Path(cfg.out).expanduser()
     single = out if out.suffix in (".hdf5", ".h5") else None
     shard_dir = out.with_name(out.name + ".parts") if single else out
+    blocker = next((a for a in [out, *out.parents] if a.exists() and not a.is_dir()), None)
+    if single and single.is_dir():
+        raise DatasetError(f"out={cfg.out}: {single} is a directory, but a name ending in {single.suffix} asks for "
+                           "one file. Fix: out=<new file>.hdf5, or a directory name without the suffix")
+    if blocker is not None and blocker != single:
+        what = f"{out} is a file" if blocker == out else f"cannot write {out}: {blocker} is a file"
+        raise DatasetError(f"out={cfg.out}: {what}; datagen writes a directory of shards (or one file, "
+                           "out=<name>.hdf5). Fix: choose a new out=...")
     if single and single.exists() and not cfg.resume:
         raise DatasetError(f"{single} exists; pick a new out=..., delete it, or pass --resume")
-    existing = shard_dir.exists() and any(shard_dir.glob(SHARD_GLOB))
+    existing = shard_dir.is_dir() and (any(shard_dir.glob(SHARD_GLOB)) or (shard_dir / MANIFEST).exists())
     if existing and not cfg.resume:
         raise DatasetError(f"{shard_dir} already holds shards; continue it with --resume (resume=true) or pick a new "
                            "out=...")
+    if shard_dir.is_dir() and not existing:
+        foreign = sorted(p.name for p in shard_dir.iterdir() if not _own(p))
+        if foreign:
+            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise DatasetError(f"out={cfg.out}: {shard_dir} is not empty and is not a rho dataset (it holds "
+                               f"{listed}); datagen writes its shards into a directory of its own. Fix: choose a "
+                               "new or empty out=...")
     try:
         shard_dir.mkdir(parents=True, exist_ok=True)
         probe = shard_dir / f".write_probe_{os.getpid()}"
         probe.write_bytes(b"\0" * 1024)
         probe.unlink()
     except OSError as e:
-        raise DatasetError(f"cannot write to {shard_dir}: {e}. Fix: choose a writable out=... with free space") from e
+        raise DatasetError(f"cannot write to {shard_dir}: {e}. Fix: choose a writable out=... with free space "
+                           f"({mib(free_bytes(shard_dir))} free there)") from e
     for tmp in shard_dir.glob(".shard_*.tmp"):  # half-written shards of a killed run
         tmp.unlink()
     return shard_dir, single
+
+
+# ------------------------------------------------------------------------------------------------ resume check
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def data_identity(args: dict[str, Any], run: dict[str, Any], format_version: Any) -> dict[str, Any]:
+    """What fixes the data of a datagen run, flat (`env.cameras.cam_high.width: 64`): task, seed, failures kept or
+    not, format, expert and its version (an RL expert's checkpoint hash), action modes, backend, the full env config
+    (less num_envs, which does not change the demos) and the observation spec. Two runs with equal identities
+    record the same demos; resuming one with the other's settings would mix two kinds of data."""
+    env = {k: v for k, v in (args.get("env_config") or {}).items() if k not in ("num_envs", "seed")}
+    ident: dict[str, Any] = {"task": args.get("task"), "format_version": format_version,
+                             "seed": run.get("seed", (args.get("env_config") or {}).get("seed"))}
+    if "keep_failures" in run:
+        ident["keep_failures"] = run["keep_failures"]
+    for k in ("expert", "expert_version", "action_mode", "expert_action_mode", "backend"):
+        ident[k] = args.get(k)
+    if args.get("expert_rl"):
+        ident["expert_rl.sha256"] = args["expert_rl"].get("sha256")
+        ident["expert_rl.residual"] = args["expert_rl"].get("residual")
+    _flatten("env", env, ident)
+    for key in args.get("obs_spec") or []:
+        _flatten(f"obs.{key.get('name')}", {k: v for k, v in key.items() if k not in ("name", "description")},
+                 ident)
+    return ident
+
+
+def _recorded_identities(shard_dir: Path, single: Path | None) -> dict[str, dict[str, Any]]:
+    """Identity of what `out` already holds, per source (manifest.json, each closed shard, or the single file)."""
+    found: dict[str, dict[str, Any]] = {}
+    manifest = shard_dir / MANIFEST
+    if manifest.exists():
+        try:
+            m = json.loads(manifest.read_text())
+            found[MANIFEST] = data_identity(m.get("env_args", {}), {k: m[k] for k in ("seed", "keep_failures")
+                                                                     if k in m}, m.get("format_version"))
+        except (OSError, ValueError, AttributeError) as e:
+            raise DatasetError(f"{manifest}: unreadable ({e}); `rho dataset check {shard_dir}` says more. Delete "
+                               "the manifest (the shards are the data; it is rewritten at the end) and rerun "
+                               "with --resume.") from e
+    files = sorted(shard_dir.glob(SHARD_GLOB)) if shard_dir.is_dir() else []
+    if not files and single is not None and single.is_file():
+        files = [single]
+    for path in files:
+        try:
+            with h5py.File(path, "r") as f:
+                args = json.loads(f["data"].attrs.get("env_args", "{}"))
+                run = json.loads(f.attrs.get(RUN_ATTR, "{}"))
+                found[path.name] = data_identity(args, run, int(f.attrs.get("format_version", -1)))
+        except (OSError, KeyError, ValueError) as e:
+            raise DatasetError(f"{path}: cannot be resumed from ({type(e).__name__}: {e}). `rho dataset check "
+                               f"{shard_dir}` reports what is wrong.") from e
+    return found
+
+
+def _new_identity(cfg: DatagenCfg) -> dict[str, Any]:
+    """The identity of the data `cfg` records (builds the env and the expert, steps nothing)."""
+    from rho.tasks.rl.expert import make_expert
+
+    entry, env = _env_for(cfg)
+    try:
+        args = env_args(cfg, env, entry, make_expert(cfg.expert, env))
+    finally:
+        env.close()
+    return data_identity(json.loads(json.dumps(args, default=str)), run_record(cfg), FORMAT_VERSION)
+
+
+def identity_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Lines `key: <old> → <new>` for every key whose value differs (`absent` where one side lacks it)."""
+    def show(d: dict[str, Any], k: str) -> str:
+        return json.dumps(d[k]) if k in d else "absent"
+
+    keys = [*old, *(k for k in new if k not in old)]  # data_identity's order: the headline keys first
+    return [f"{k}: {show(old, k)} → {show(new, k)}" for k in keys
+            if k != "keep_failures" or k in old  # shards of older rho do not record it
+            if old.get(k, ...) != new.get(k, ...)]
+
+
+def _check_resume(cfg: DatagenCfg, shard_dir: Path, single: Path | None) -> None:
+    """Refuse to resume `out` with settings that record other data than the run it holds, listing what differs."""
+    recorded = _recorded_identities(shard_dir, single)
+    if not recorded:
+        return
+    new = _new_identity(cfg)
+    groups: dict[str, list[str]] = {}  # diff text → sources
+    for source, ident in recorded.items():
+        diff = identity_diff(ident, new)
+        if diff:
+            groups.setdefault("\n".join(diff), []).append(source)
+    if not groups:
+        return
+    parts = []
+    for diff, sources in groups.items():
+        lines = diff.splitlines()
+        shown = "\n".join(f"    {line}" for line in lines[:25]) + (
+            f"\n    ... and {len(lines) - 25} more" if len(lines) > 25 else "")
+        names = ", ".join(sources[:4]) + (f" and {len(sources) - 4} more" if len(sources) > 4 else "")
+        parts.append(f"  {names} (recorded → this command):\n{shown}")
+    raise DatasetError(
+        f"--resume: {single or shard_dir} was recorded with other settings than this command's; resuming would mix "
+        "two kinds of data in one dataset. What differs:\n" + "\n".join(parts) + "\nFix: rerun with the recorded "
+        "settings to continue that run, or pick a new out=... for these settings.")
 
 
 def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) a datagen job and return its summary."""
     from tqdm import tqdm
 
+    fresh = not Path(cfg.out).expanduser().exists()
     shard_dir, single = _prepare_out(cfg)
+    if cfg.resume:
+        try:
+            _check_resume(cfg, shard_dir, single)
+        except BaseException:
+            if (single or fresh) and not any(shard_dir.iterdir()):  # leave no trace of the refused run
+                shard_dir.rmdir()
+            raise
     prog = _Progress(cfg.num_demos, cfg.keep_failures)
     if cfg.resume:
         for k, v in _scan_done(shard_dir).items():
@@ -383,13 +582,20 @@ def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
             f"{cfg.task}: only {prog.successes} successful demos in {len(prog.finished)} attempts (limit "
             f"{limit}); the expert is failing. The finished demos are kept in {shard_dir}; raise max_attempts or "
             "fix the expert, then rerun with --resume.")
-    manifest = _write_manifest(cfg, shard_dir, prog, cutoff)
-    path = _merge_single(shard_dir, single, manifest) if single else shard_dir
+    try:
+        manifest = _write_manifest(cfg, shard_dir, prog, cutoff)
+        path = _merge_single(shard_dir, single, manifest) if single else shard_dir
+    except OSError as e:  # every shard is closed: a rerun with --resume only writes the manifest (and the file)
+        target = Path(e.filename) if getattr(e, "filename", None) else (single or shard_dir / MANIFEST)
+        raise _write_error(target, shard_dir, e) from e
     wall = time.perf_counter() - start
     return {**_summary(cfg, path, manifest, prog, cutoff, wall, resumed), **timing}
 
 
 def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop) -> dict[str, float]:
+    """`cfg.workers` local processes. A worker that fails stops the others and the run with its error; one that
+    dies without a word (a signal: a crash in a native library, the OOM killer) is noticed within a second, so
+    the parent never waits forever."""
     ctx = mp.get_context("spawn")  # MuJoCo, numba and GL contexts do not survive fork
     queue, stop_event = ctx.Queue(), ctx.Event()
     plain = config_to_dict(cfg)  # the schema class is made at run time: send plain data, rebuild in the worker
@@ -397,26 +603,51 @@ def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop)
              for w in range(cfg.workers)]
     for p in procs:
         p.start()
-    alive = len(procs)
+    exited: set[int] = set()
     timing = {"loop_s": 0.0, "write_s": 0.0}  # slowest worker's loop, all workers' writes
-    while alive:
-        msg = queue.get()
-        if msg[0] == "attempt":
-            report(*msg[1:])
-            if stop():
-                stop_event.set()
-        elif msg[0] == "exit":
-            alive -= 1
-            timing = {"loop_s": max(timing["loop_s"], msg[2]["loop_s"]),
-                      "write_s": timing["write_s"] + msg[2]["write_s"]}
-        elif msg[0] == "error":
-            stop_event.set()
-            for p in procs:
-                p.join(timeout=60)
-            raise RuntimeError(f"datagen worker {msg[1]} failed:\n{msg[2]}")
-    for p in procs:
-        p.join()
+    try:
+        while len(exited) < len(procs):
+            try:
+                msg = queue.get(timeout=1.0)
+            except queue_mod.Empty:
+                dead = [w for w, p in enumerate(procs) if w not in exited and p.exitcode is not None]
+                if not dead:
+                    continue
+                try:  # its last words may still be in the pipe
+                    msg = queue.get(timeout=1.0)
+                except queue_mod.Empty:
+                    raise DatasetError(_died(dead[0], procs[dead[0]].exitcode, shard_dir)) from None
+            if msg[0] == "attempt":
+                report(*msg[1:])
+                if stop():
+                    stop_event.set()
+            elif msg[0] == "exit":
+                exited.add(msg[1])
+                timing = {"loop_s": max(timing["loop_s"], msg[2]["loop_s"]),
+                          "write_s": timing["write_s"] + msg[2]["write_s"]}
+            elif msg[0] == "failed":  # a DatasetError (full disk, ...): its message is for the user
+                raise DatasetError(f"datagen worker {msg[1]}: {msg[2]}")
+            elif msg[0] == "error":
+                raise RuntimeError(f"datagen worker {msg[1]} failed:\n{msg[2]}")
+    finally:
+        stop_event.set()
+        deadline = time.monotonic() + 60
+        for p in procs:  # the others close their shards and exit; a stuck one is killed
+            p.join(timeout=max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
     return timing
+
+
+def _died(worker: int, code: int | None, shard_dir: Path) -> str:
+    """The message for a worker process that ended without reporting why."""
+    names = {int(s): s.name for s in signal.Signals}
+    how = f"signal {names[-code]} (exit code {code})" if code is not None and -code in names else f"exit code {code}"
+    return (f"datagen worker {worker} died with {how} without reporting an error: a crash in a native library "
+            f"(HDF5 on a failed write, MuJoCo) or the out-of-memory killer. {mib(free_bytes(shard_dir))} free at "
+            f"{shard_dir}. The closed shards there are intact; fix the cause and rerun the same command with "
+            "--resume.")
 
 
 def _worker_main(plain, worker, done, shard_dir, queue, stop_event) -> None:
@@ -428,6 +659,8 @@ def _worker_main(plain, worker, done, shard_dir, queue, stop_event) -> None:
         cfg = config_from_dict(datagen_schema(plain["task"]), plain)
         timing = _produce(cfg, worker, done, shard_dir, lambda *a: queue.put(("attempt", *a)), stop_event.is_set)
         queue.put(("exit", worker, timing))
+    except DatasetError as e:
+        queue.put(("failed", worker, str(e)))
     except BaseException:
         queue.put(("error", worker, traceback.format_exc()))
 
@@ -454,8 +687,11 @@ def _write_manifest(cfg: DatagenCfg, shard_dir: Path, prog: _Progress, cutoff: i
 def _merge_single(shard_dir: Path, single: Path, manifest: dict[str, Any]) -> Path:
     """Copy the manifest's demos, in order, into one file (demo_0, demo_1, ...), then rename it into place."""
     tmp = single.with_name(f".{single.name}.tmp")
+    need = sum((shard_dir / f).stat().st_size for f in {d["file"] for d in manifest["demos"]}) + WRITE_MARGIN
+    _ensure_space(tmp, need, shard_dir)  # before HDF5 writes: it does not survive running out of space
     with h5py.File(tmp, "w") as out:
-        out.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho", "task": manifest["task"]})
+        out.attrs.update({"format_version": FORMAT_VERSION, "producer": "rho", "task": manifest["task"],
+                          RUN_ATTR: json.dumps({k: manifest[k] for k in ("seed", "keep_failures", "num_demos")})})
         data = out.create_group("data")
         names = []
         for i, d in enumerate(manifest["demos"]):
