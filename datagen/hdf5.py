@@ -70,6 +70,8 @@ def check_version(version: Any, where: str) -> None:
     """Refuse a file this rho cannot read, with the command that fixes it."""
     if version == FORMAT_VERSION:
         return
+    if isinstance(version, np.integer):
+        version = int(version)  # shown as 99, not np.int64(99)
     if isinstance(version, (int, np.integer)) and version > FORMAT_VERSION:
         fix = "it was written by a newer rho: upgrade (`pip install -U rho-sim`)"
     elif isinstance(version, (int, np.integer)) and all(v in MIGRATIONS for v in range(int(version), FORMAT_VERSION)):
@@ -151,6 +153,10 @@ def write_episode(group: h5py.Group, ep: Episode) -> None:
     group.create_dataset("actions", data=ep.actions.astype(np.float32))
     if ep.expert_actions is not None:
         group.create_dataset("expert_actions", data=ep.expert_actions.astype(np.float32))
+    for key, arr in ep.step_info.items():  # per-step flags (`rho online`: intervention, controller)
+        if key in _DEMO_ENTRIES:
+            raise ValueError(f"step_info key {key!r} would overwrite the demo's own {key!r}; rename it")
+        group.create_dataset(key, data=arr)
     group.create_dataset("rewards", data=ep.rewards.astype(np.float32))
     group.create_dataset("dones", data=ep.dones.astype(np.uint8))
     obs = group.create_group("obs")
@@ -176,7 +182,12 @@ def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
         states={k: v[()] for k, v in group.get("states", {}).items()},
         initial_state={k: v[()] for k, v in group.get("initial_state", {}).items()},
         success=bool(meta.pop("success", False)), meta=meta,
-        expert_actions=group["expert_actions"][()] if "expert_actions" in group else None)
+        expert_actions=group["expert_actions"][()] if "expert_actions" in group else None,
+        step_info={k: v[()] for k, v in group.items() if k not in _DEMO_ENTRIES and isinstance(v, h5py.Dataset)})
+
+
+# a demo group's own entries; any other dataset directly in it is a per-step flag (Episode.step_info)
+_DEMO_ENTRIES = ("actions", "expert_actions", "rewards", "dones", "obs", "states", "initial_state")
 
 
 class ShardWriter:
@@ -345,6 +356,7 @@ class Dataset:
             found.update(actions=g["actions"], rewards=g["rewards"], dones=g["dones"])
             if "expert_actions" in g:
                 found["expert_actions"] = g["expert_actions"]
+            found.update({k: v for k, v in g.items() if k not in _DEMO_ENTRIES and isinstance(v, h5py.Dataset)})
             self._dsets[i] = found
         return found
 

@@ -529,7 +529,14 @@ def cmd_dataset(args: list[str]) -> int:
     opts = load_config(schema, overrides=[o for o in overrides if "=" in o])
     try:
         if sub == "check":
-            problems, stats = tools.check(paths[0])
+            try:
+                problems, stats = tools.check(paths[0])
+            except DatasetError:
+                raise
+            except Exception as e:  # check reports bad data itself; this is a bug of ours, still one line
+                print(f"rho dataset check: {paths[0]} could not be checked ({type(e).__name__}: {e}); please report "
+                      "this with the dataset", file=sys.stderr)
+                return 1
             if "--json" in flags:
                 print(json.dumps({"problems": problems, **stats}))
             else:
@@ -537,7 +544,10 @@ def cmd_dataset(args: list[str]) -> int:
                       f"{stats['success_rate']:.0%}, touch felt in {stats['touch_demos']}/{stats['checked']} demos")
                 for p in problems:
                     print(f"  PROBLEM {p}")
-                print("OK" if not problems else f"{len(problems)} problem(s)")
+                if stats.get("status") == "INCOMPLETE":
+                    print(f"INCOMPLETE ({len(problems)} problem(s)); finish it with: {stats['resume_command']}")
+                else:
+                    print("OK" if not problems else f"{len(problems)} problem(s)")
             return 1 if problems else 0
         if sub == "info":
             result = tools.info(paths[0])

@@ -19,7 +19,7 @@ import pytest
 
 from rho.cli import main
 from rho.config import load_config
-from rho.datagen import hdf5, runner
+from rho.datagen import hdf5, runner, tools
 from rho.datagen.hdf5 import Dataset, DatasetError
 from rho.datagen.runner import datagen_schema, generate
 
@@ -284,3 +284,172 @@ def test_the_cli_refuses_before_building_anything(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rho.cli", "datagen", f"out={a_file}", "num_demos=1", "--quiet"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "is a file" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ 4. check
+def _set(path: Path, key: str, value: np.ndarray, num_samples: int | None = None) -> None:
+    """Replace `key` of the shard's one demo with `value` (any dtype and shape)."""
+    with h5py.File(path, "a") as f:
+        g = next(iter(f["data"].values()))
+        del g[key]
+        g.create_dataset(key, data=value)
+        if num_samples is not None:
+            g.attrs["num_samples"] = num_samples
+
+
+def _edit(path: Path, key: str, fn) -> None:
+    """Rewrite `key` of the shard's one demo as fn(its values), same dtype and shape."""
+    with h5py.File(path, "a") as f:
+        d = next(iter(f["data"].values()))[key]
+        d[...] = fn(d[()])
+
+
+def _manifest(ds: Path, fn) -> None:
+    m = json.loads((ds / "manifest.json").read_text())
+    fn(m)
+    (ds / "manifest.json").write_text(json.dumps(m))
+
+
+def _rng_bytes(n: int) -> bytes:
+    return np.random.default_rng(7).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def _truncate(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def _garbage_chunk(p: Path) -> None:
+    """Overwrite the middle of one stored image chunk (step 2 of rgb_cam_high) with random bytes."""
+    with h5py.File(p, "r") as f:
+        d = next(iter(f["data"].values()))["obs/rgb_cam_high"]
+        info = d.id.get_chunk_info_by_coord((2, 0, 0, 0))
+    with open(p, "r+b") as fh:
+        fh.seek(info.byte_offset + 4)
+        fh.write(_rng_bytes(max(8, info.size - 8)))
+
+
+def _zero_length(p: Path) -> None:
+    with h5py.File(p, "a") as f:
+        g = next(iter(f["data"].values()))
+        for key in ["actions", "expert_actions", "rewards", "dones", "states/sim",
+                    *(f"obs/{k}" for k in g["obs"])]:
+            shape, dtype = g[key].shape, g[key].dtype
+            del g[key]
+            g.create_dataset(key, shape=(0, *shape[1:]), dtype=dtype)
+        g.attrs["num_samples"] = 0
+
+
+S0, S1, S2 = "shard_w00_00000.hdf5", "shard_w00_00001.hdf5", "shard_w00_00002.hdf5"
+# kind → (corruption of a copy of `tiny`, what the one problem line must all name: file, demo, key / detail)
+CORRUPTIONS = {
+    "truncated_hdf5": (lambda ds: _truncate(ds / S1), [S1, "not a readable HDF5 file, truncated"]),
+    "truncated_hdf5_demo_named": (lambda ds: _truncate(ds / S1),
+                                  ["manifest.json: entry 1 (demo_1): in shard_w00_00001.hdf5, which cannot be read"]),
+    "garbage_hdf5": (lambda ds: (ds / S1).write_bytes(_rng_bytes(4096)), [S1, "not a readable HDF5 file"]),
+    "garbage_manifest": (lambda ds: (ds / "manifest.json").write_bytes(_rng_bytes(300)),
+                         ["manifest.json: not valid JSON", "Fix: delete it and rerun"]),
+    "manifest_not_an_object": (lambda ds: (ds / "manifest.json").write_text("[1, 2]"),
+                               ["manifest.json: expected an object with a demos list"]),
+    "manifest_missing": (lambda ds: (ds / "manifest.json").unlink(),
+                         ["INCOMPLETE: no manifest.json", "Finish it with: rho datagen task=lift_block", "--resume"]),
+    "manifest_entry_removed": (lambda ds: _manifest(ds, lambda m: m["demos"].pop(1)),
+                               [S1, "demo demo_1 (attempt 1) is not in manifest.json", "entries were removed"]),
+    "manifest_extra_entry": (lambda ds: _manifest(ds, lambda m: m["demos"].append(
+        {**m["demos"][0], "group": "demo_9", "attempt": 9})), ["manifest.json: entry 3", S0, "has no demo demo_9"]),
+    "manifest_wrong_length": (lambda ds: _manifest(ds, lambda m: m["demos"][2].update(num_samples=5)),
+                              ["manifest.json: entry 2", S2, "demo_2", "manifest says 5 steps"]),
+    "shard_deleted": (lambda ds: (ds / S2).unlink(), ["manifest.json: entry 2 (demo_2)", S2, "is missing"]),
+    "shard_deleted_attempts_lost": (lambda ds: (ds / S2).unlink(),
+                                    ["manifest.json: attempt(s) 2 of the run's 3 are in no shard"]),
+    "orphaned_shard": (lambda ds: shutil.copy(ds / S1, ds / "shard_w01_00000.hdf5"),
+                       ["shard_w01_00000.hdf5: demo demo_1 (attempt 1) is not in manifest.json"]),
+    "format_version_99": (lambda ds: h5py.File(ds / S1, "a").attrs.__setitem__("format_version", 99),
+                          [S1, "format_version 99", "newer rho: upgrade"]),
+    "zero_length_demo": (lambda ds: _zero_length(ds / S1), [S1, "demo 1 (demo_1)", "num_samples is 0: an empty demo"]),
+    "random_bytes_joint_pos": (lambda ds: _edit(ds / S1, "obs/joint_pos", lambda a: np.frombuffer(
+        _rng_bytes(a.nbytes), np.float32).reshape(a.shape)), [S1, "demo 1 (demo_1)", "obs/joint_pos:"]),
+    "actions_1e30": (lambda ds: _edit(ds / S0, "actions", lambda a: a + np.float32(1e30) * (np.arange(len(a)) == 4)[:, None]),
+                     [S0, "demo 0 (demo_0)", "actions: values up to 1e+30 (first at step 4)", "corrupted data"]),
+    "actions_out_of_bounds": (lambda ds: _edit(ds / S2, "actions", lambda a: a + 2.0 * (np.arange(14) == 1)),
+                              [S2, "demo 2 (demo_2)", "actions: dim(s) [1] outside the joint_pos action space"]),
+    "actions_int32": (lambda ds: _set(ds / S1, "actions", np.zeros((_len(ds / S1), 14), np.int32)),
+                      [S1, "demo 1 (demo_1)", "actions: dtype int32, expected float32"]),
+    "actions_T_by_7": (lambda ds: _set(ds / S1, "actions", np.zeros((_len(ds / S1), 7), np.float32)),
+                       [S1, "demo 1 (demo_1)", "actions: per-step shape (7,), the joint_pos action of this robot is "
+                                               "(14,)"]),
+    "joints_beyond_limits": (lambda ds: _edit(ds / S1, "obs/joint_pos", lambda a: a + 4.0 * (np.arange(14) == 0)),
+                             [S1, "demo 1 (demo_1)", "obs/joint_pos: dim(s) [0] outside the joint limits"]),
+    "force_beyond_saturation": (lambda ds: _edit(ds / S1, "obs/touch_net_left_a", lambda a: a + 400.0),
+                                [S1, "demo 1 (demo_1)", "obs/touch_net_left_a: reads up to", "saturation of 150 N"]),
+    "taxel_beyond_saturation": (lambda ds: _edit(ds / S0, "obs/touch_right_b", lambda a: a - 90.0),
+                                [S0, "demo 0 (demo_0)", "obs/touch_right_b", "saturation of 40 N"]),
+    "nan_in_state": (lambda ds: _edit(ds / S2, "states/sim", lambda a: np.where(np.arange(len(a))[:, None] == 3, np.nan, a)),
+                     [S2, "demo 2 (demo_2)", "states/sim: contains NaN or inf", "first at step 3"]),
+    "image_chunk_garbage": (lambda ds: _garbage_chunk(ds / S1),
+                            [S1, "demo 1 (demo_1)", "obs/rgb_cam_high: the chunk(s) of step(s) 2 fail to decode"]),
+    "image_wrong_dtype": (lambda ds: _set(ds / S0, "obs/rgb_cam_high", np.zeros((_len(ds / S0), 16, 16, 3), np.float32)),
+                          [S0, "demo 0 (demo_0)", "obs/rgb_cam_high: dtype float32, expected uint8"]),
+    "length_mismatch": (lambda ds: _set(ds / S1, "rewards", np.zeros(3, np.float32)),
+                        [S1, "demo 1 (demo_1)", "rewards: 3 steps, num_samples says"]),
+}
+
+
+def _len(shard: Path) -> int:
+    with h5py.File(shard) as f:
+        return int(next(iter(f["data"].values())).attrs["num_samples"])
+
+
+def test_check_passes_the_clean_dataset(tiny, capsys):
+    problems, stats = tools.check(tiny)
+    assert problems == [] and stats["status"] == "OK" and stats["demos"] == 3
+    assert main(["dataset", "check", str(tiny)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("OK")
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_check_names_every_corruption(tiny, tmp_path, capsys, kind):
+    """Each corruption on a copy of a clean dataset: check names it (file, demo, key) and exits 1, no traceback."""
+    corrupt, expected = CORRUPTIONS[kind]
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny, ds)
+    corrupt(ds)
+    problems, stats = tools.check(ds)
+    assert any(all(e in p for e in expected) for p in problems), (kind, problems)
+    assert stats["status"] in ("PROBLEMS", "INCOMPLETE")
+    assert main(["dataset", "check", str(ds)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "PROBLEM" in out, (out, err)
+    assert main(["dataset", "check", str(ds), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"] == problems
+
+
+def test_check_of_single_files(tiny, tmp_path):
+    one = tmp_path / "one.hdf5"
+    tools.merge(one, [tiny])
+    assert tools.check(one)[0] == []
+    with h5py.File(one, "a") as f:
+        f["data/demo_1/actions"][2, 3] = np.float32(3e20)
+    assert any(p.startswith(f"{one}: demo 1 (demo_1): actions: values up to 3e+20") for p in tools.check(one)[0])
+    _truncate(one)
+    problems, _ = tools.check(one)
+    assert len(problems) == 1 and problems[0].startswith(f"{one}: not a readable HDF5 file, truncated")
+
+
+def test_incomplete_run_gives_the_command_that_finishes_it(tiny, tmp_path, capsys):
+    """The resume command check prints for an interrupted run works as printed."""
+    import shlex
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny, ds)
+    (ds / "manifest.json").unlink()
+    (ds / S2).unlink()
+    assert main(["dataset", "check", str(ds)]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("INCOMPLETE (1 problem(s)); finish it with: rho datagen task=lift_block")
+    cmd = shlex.split(last.split("finish it with: ")[1])
+    assert "num_demos=3" in cmd and 'env.cameras={"cam_high": {"width": 16, "height": 16}}' in cmd, cmd
+    assert main([*cmd[1:], "--quiet"]) == 0
+    assert tools.check(ds)[0] == []
+    for a, b in zip(_actions(ds), _actions(tiny), strict=True):
+        np.testing.assert_array_equal(a, b)
