@@ -594,8 +594,8 @@ def generate(cfg: DatagenCfg, progress: bool = True) -> dict[str, Any]:
 
 def _run_workers(cfg: DatagenCfg, done: set[int], shard_dir: Path, report, stop) -> dict[str, float]:
     """`cfg.workers` local processes. A worker that fails stops the others and the run with its error; one that
-    dies without a word (a signal: a crash in a native library, the OOM killer) is noticed within a second, so
-    the parent never waits forever."""
+    dies without a word (a signal: a crash in a native library, the OOM killer) is noticed within two seconds,
+    so the parent never waits forever."""
     ctx = mp.get_context("spawn")  # MuJoCo, numba and GL contexts do not survive fork
     queue, stop_event = ctx.Queue(), ctx.Event()
     plain = config_to_dict(cfg)  # the schema class is made at run time: send plain data, rebuild in the worker

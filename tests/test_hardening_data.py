@@ -216,9 +216,10 @@ def test_a_failing_worker_stops_the_run_instead_of_hanging(tmp_path, monkeypatch
     with Dataset(out) as ds:  # every closed shard readable
         assert all(ds.episode(i).validate() == [] for i in range(ds.num_demos))
     monkeypatch.delenv("RHO_TEST_WORKER_FAULT")
-    s = generate(_cfg(out, num_demos=3, resume="true", **{"env.cameras": "{}"}), progress=False)
-    assert s["demos"] == 3 and s["resumed_attempts"] >= 1
+    s = generate(_cfg(out, num_demos=3, resume="true", workers=2, **{"env.cameras": "{}"}), progress=False)
+    assert s["demos"] == 3 and s["resumed_attempts"] >= 1 and s["workers"] == 2
     assert not list(out.glob(".*.tmp"))  # a crashed worker's half-written shard is gone with the resume
+    assert tools.check(out)[0] == []
 
 
 # ------------------------------------------------------------------------------------------------ 3. out paths
