@@ -5,8 +5,9 @@ One file (a shard, or a whole dataset):
     <file>.hdf5
     ├── attrs: format_version=2, producer="rho", task, created
     ├── data                                    attrs: total (samples), env_args (JSON: task, config, obs spec,
-    │   │                                              action_mode="joint_pos", expert_action_mode)
-    │   ├── demo_0                              attrs: num_samples, success, attempt, episode_seed, task,
+    │   │                                              action_mode="joint_pos", expert_action_mode; and what
+    │   │                                              robomimic / Isaac Lab read: env_name, type=2, env_kwargs)
+    │   ├── demo_0                              attrs: num_samples, success, attempt, episode_seed (= seed), task,
     │   │   │                                          instruction, randomization (JSON), expert, expert_version,
     │   │   │                                          source="sim", backend="mujoco", action_mode, ...
     │   │   ├── actions          (T, 14) float32          executed joint targets (joint_pos layout): train on these
@@ -53,6 +54,47 @@ IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1}  # portable (
 
 class DatasetError(RuntimeError):
     """A dataset that cannot be read or written as asked; the message says why and how to fix it."""
+
+
+ENV_TYPE_GYM = 2  # robomimic 0.3.0's EnvType.GYM_TYPE; Isaac Lab's HDF5DatasetFileHandler writes `type: 2` too
+
+
+def consumer_env_args(args: dict[str, Any]) -> dict[str, Any]:
+    """`args` (a dataset's env_args) plus the keys other readers look for, next to rho's own (values already there
+    are kept): `env_name`, the gymnasium id of the task (robomimic's env_meta; Isaac Lab's `EpisodeData.env_id`),
+    `type` (robomimic's EnvType: 2, gym, as Isaac Lab writes it) and `env_kwargs`, the env config less `num_envs`,
+    so `gymnasium.make(env_name, **env_kwargs)` builds the env the data was recorded in. Data of no registered
+    task (imported real data) get `env_name: ""` and `env_kwargs: {}`, as Isaac Lab writes for an unnamed env."""
+    out = dict(args)
+    cfg = args.get("env_config")
+    out.setdefault("env_name", args.get("gym_id") or "")
+    out.setdefault("type", ENV_TYPE_GYM)
+    out.setdefault("env_kwargs", {k: v for k, v in cfg.items() if k != "num_envs"} if isinstance(cfg, dict) else {})
+    return out
+
+
+def dataset_env_args(path: str | Path) -> dict[str, Any]:
+    """The env_args of a dataset without opening its demos: a directory's manifest (else its first shard), or a
+    file's `data.attrs["env_args"]` — rho's native files and their robomimic exports alike."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / MANIFEST).exists():
+            return json.loads((p / MANIFEST).read_text()).get("env_args", {})
+        shards = sorted(p.glob(SHARD_GLOB))
+        if not shards:
+            raise DatasetError(f"{p}: a directory without {MANIFEST} or {SHARD_GLOB} files is not a dataset")
+        p = shards[0]
+    if not p.is_file():
+        raise DatasetError(f"{p}: no such dataset (expected a .hdf5 file or a directory of shards)")
+    try:
+        with h5py.File(p, "r") as f:
+            raw = f["data"].attrs.get("env_args") if "data" in f else None
+    except OSError as e:
+        raise DatasetError(f"{p}: not a readable HDF5 file ({e})") from e
+    if raw is None:
+        raise DatasetError(f"{p}: no data.attrs['env_args']: not a rho, robomimic or Isaac Lab dataset. Fix: pass a "
+                           "dataset written by `rho datagen` (or its `rho dataset export-robomimic`)")
+    return json.loads(raw)
 
 
 def _v1_to_v2(f: h5py.File, **options: Any) -> dict[str, Any]:
@@ -118,6 +160,8 @@ def _convert_file(src: Path, dst: Path, options: dict[str, Any]) -> dict[str, An
             f.attrs["format_version"] = v + 1
             if report:
                 reports[f"v{v}_to_v{v + 1}"] = report
+        if "env_args" in f["data"].attrs:  # what robomimic / Isaac Lab read (env_name, type, env_kwargs)
+            f["data"].attrs["env_args"] = json.dumps(consumer_env_args(json.loads(f["data"].attrs["env_args"])))
     return {"from_version": version, "to_version": FORMAT_VERSION, **reports}
 
 
@@ -169,7 +213,10 @@ def write_episode(group: h5py.Group, ep: Episode) -> None:
         g = group.create_group(name)
         for key, arr in states.items():
             g.create_dataset(key, data=arr)
-    group.attrs.update(meta_to_attrs({**ep.meta, "num_samples": ep.num_samples, "success": bool(ep.success)}))
+    meta = dict(ep.meta)
+    if "episode_seed" in meta:  # Isaac Lab's reader takes an episode's seed from `seed`
+        meta.setdefault("seed", int(meta["episode_seed"]))
+    group.attrs.update(meta_to_attrs({**meta, "num_samples": ep.num_samples, "success": bool(ep.success)}))
 
 
 def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
@@ -216,7 +263,7 @@ class ShardWriter:
 
     def close(self) -> Path:
         self._data.attrs["total"] = self.samples
-        self._data.attrs["env_args"] = json.dumps(self.env_args, default=str)
+        self._data.attrs["env_args"] = json.dumps(consumer_env_args(self.env_args), default=str)
         mask = self._f.create_group("mask")
         mask.create_dataset("train", data=np.array(self.names, dtype="S"))
         mask.create_dataset("valid", data=np.array([], dtype="S"))
