@@ -12,6 +12,7 @@
     rho dataset replay <path> [demo=0|all actions=actions|expert_actions]         re-simulate, report divergence
     rho dataset view <path> [demo=0 out=demo.png|demo.rrd frames=10]              cameras, touch, joints
     rho dataset export-lerobot <path> <out_dir> [repo_id=... vcodec=h264] [--images]  LeRobotDataset v3.0
+    rho dataset export-robomimic <path> [out=x.hdf5 valid_fraction=0.1 mimic=false]  robomimic / Isaac Lab file
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
     rho dataset convert <old.hdf5|dir> <new.hdf5|dir> [tol=1e-4]                  upgrade an older format_version
@@ -96,6 +97,16 @@ class DatasetExportCfg:
 
     repo_id: str | None = None  # LeRobot repo id written into the dataset's info (default: from the path)
     vcodec: str | None = None  # video codec (default h264)
+
+
+@dataclass
+class DatasetExportRobomimicCfg:
+    """Settings of `rho dataset export-robomimic`."""
+
+    out: str | None = None  # output .hdf5 file (default: <dataset>_robomimic.hdf5 beside the dataset)
+    valid_fraction: float = 0.1  # demos in mask/valid when the dataset has no validation split (>= 1 of 2+ demos)
+    seed: int = 0  # shuffle seed of that default split
+    mimic: bool = False  # also write Isaac Lab Mimic annotations (obs/datagen_info: eef, object poses, signals)
 
 
 @dataclass
@@ -237,7 +248,8 @@ COMMAND_HELP: dict[str, Command] = {
                        "task=all records every task with a scripted expert under out/<task>; env.* are the task's "
                        "env config (shown for task=lift_block; add task=<name> for another)"),
     "dataset": Command("inspect and convert datasets", "rho dataset check|info|split|merge|replay|view|"
-                       "export-lerobot|import-lerobot|describe-lerobot|convert <path> ... [key=value ...]",
+                       "export-lerobot|export-robomimic|import-lerobot|describe-lerobot|convert <path> ... "
+                       "[key=value ...]",
                        "rho dataset check runs/datasets/lift_block", (),
                        note="rho dataset <subcommand> --help for each one's keys"),
     "dataset check": Command("validate a dataset: schema, values, lengths, touch felt during contact; exit 1 on "
@@ -260,6 +272,11 @@ COMMAND_HELP: dict[str, Command] = {
                                       "<out_dir> [key=value ...]", "rho dataset export-lerobot runs/datasets/lift "
                                       "runs/lerobot/lift", ("--images", "--overwrite", J),
                                       _fixed(DatasetExportCfg)),
+    "dataset export-robomimic": Command("export as one file robomimic 0.3.0 and Isaac Lab (Mimic) read: flat states, "
+                                        "next_obs, env_meta, train/valid masks (docs/datasets.md)",
+                                        "rho dataset export-robomimic <path> [key=value ...]",
+                                        "rho dataset export-robomimic runs/datasets/lift out=runs/lift_robomimic.hdf5 "
+                                        "mimic=true", ("--overwrite", J), _fixed(DatasetExportRobomimicCfg)),
     "dataset import-lerobot": Command("import a LeRobotDataset (v2.1 / v3.0) into HDF5", "rho dataset "
                                       "import-lerobot <lerobot_dir> <out.hdf5> [key=value ...]",
                                       "rho dataset import-lerobot runs/lerobot/lift lift.hdf5 episodes=0,3",
@@ -493,7 +510,7 @@ def cmd_datagen(args: list[str]) -> int:
 
 
 DATASET_ARGS = {"check": 1, "info": 1, "split": 1, "merge": -2, "replay": 1, "view": 1, "export-lerobot": 2,
-                "import-lerobot": 2, "describe-lerobot": 1, "convert": 2}  # positional paths (-n: at least n)
+                "export-robomimic": 1, "import-lerobot": 2, "describe-lerobot": 1, "convert": 2}  # positional paths (-n: at least n)
 
 
 def _demo_in_range(path: str, demo: int) -> None:
@@ -514,8 +531,8 @@ def cmd_dataset(args: list[str]) -> int:
     sub = args[0] if args else ""
     overrides, flags = parse_cli(args[1:], flags_take_values=False)
     paths = [o for o in overrides if "=" not in o]
-    usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|import-lerobot|describe-lerobot|" \
-            "convert <path> ... (rho dataset <subcommand> --help)"
+    usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|export-robomimic|import-lerobot|" \
+            "describe-lerobot|convert <path> ... (rho dataset <subcommand> --help)"
     if sub not in DATASET_ARGS or not paths:
         print(usage, file=sys.stderr)
         return 2
@@ -567,6 +584,11 @@ def cmd_dataset(args: list[str]) -> int:
             vopts = VideoOptions(vcodec=opts.vcodec) if opts.vcodec else None
             result = export_lerobot(paths[0], paths[1], repo_id=opts.repo_id, video="--images" not in flags,
                                     video_options=vopts, overwrite="--overwrite" in flags)
+        elif sub == "export-robomimic":
+            from rho.datagen.robomimic import export_robomimic
+
+            result = export_robomimic(paths[0], opts.out, valid_fraction=opts.valid_fraction, seed=opts.seed,
+                                      mimic=opts.mimic, overwrite="--overwrite" in flags)
         elif sub == "import-lerobot":
             from rho.datagen.lerobot import import_to_hdf5
 

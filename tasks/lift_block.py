@@ -18,6 +18,7 @@ Success conditions:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,24 @@ class LiftBlockEnv(BatchedEnv):
         progress = np.clip(height / self.cfg.lift_height, 0.0, 1.0) * 0.7 + 0.3 * grasped
         return {"success": (height >= self.cfg.lift_height) & grasped, "progress": progress,
                 "grasped": grasped, "height": height}
+
+    @classmethod
+    def mimic_subtask_signals(cls, obs: Mapping[str, np.ndarray], env_config: Mapping[str, Any]
+                              ) -> dict[str, np.ndarray]:
+        """Isaac Lab Mimic subtask termination signals of a recorded demo, from its observations (`rho dataset
+        export-robomimic mimic=true`): `grasp`, (T,) bool — both pads of one gripper press with a normal force
+        above `grasp_force` (N), what `evaluate` calls grasped, read from the recorded pad forces
+        (`touch_net_<pad>`, after the sensor model: what the expert acts on). The lift that follows is the final
+        subtask, which ends with the demo and needs no signal."""
+        force = float(env_config.get("grasp_force", LiftBlockCfg.grasp_force))
+        pairs = [(obs[k], obs[k[:-2] + "_b"]) for k in sorted(obs)
+                 if k.startswith("touch_net_") and k.endswith("_a") and k[:-2] + "_b" in obs]
+        if not pairs:  # no pad forces recorded (touch off): no signal
+            return {}
+        grasp = np.zeros(len(pairs[0][0]), bool)
+        for a, b in pairs:
+            grasp |= (np.asarray(a)[:, 0] > force) & (np.asarray(b)[:, 0] > force)
+        return {"grasp": grasp}
 
     def _get_rewards(self, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         a = self._block_qadr
