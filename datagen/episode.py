@@ -35,6 +35,9 @@ class Episode:
     success: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     expert_actions: np.ndarray | None = None  # (T, A') float32: the expert's own command (sim demos)
+    # per-step flags stored as the demo's own datasets, e.g. `rho online`'s "intervention" (T,) uint8: 1 where a
+    # corrector (not the policy) drove the step, and "controller" (T,) uint8: 0 policy, 1 corrector
+    step_info: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -46,7 +49,8 @@ class Episode:
         out = []
         for name, arr in [*(("obs/" + k, v) for k, v in self.obs.items()), ("rewards", self.rewards),
                           ("dones", self.dones), *(("states/" + k, v) for k, v in self.states.items()),
-                          *((("expert_actions", self.expert_actions),) if self.expert_actions is not None else ())]:
+                          *((("expert_actions", self.expert_actions),) if self.expert_actions is not None else ()),
+                          *self.step_info.items()]:
             if len(arr) != t:
                 out.append(f"{name}: {len(arr)} steps, expected {t} (the number of actions)")
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():

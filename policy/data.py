@@ -129,6 +129,9 @@ class SourceCfg:
     kind: Literal["auto", "hdf5", "lerobot"] = "auto"
     weight: float = 1.0  # sampling weight: P(source) = weight / sum of weights (frames uniform within)
     only_success: bool = True  # skip demos recorded as failures
+    # which steps of the demos are drawn: all, or only those a corrector drove (the per-step `intervention` flag
+    # `rho online` records; HG-DAgger-style training on corrections)
+    steps: Literal["all", "intervention"] = "all"
     embodiment: str = ""  # normalization group (robot/action meaning); "": from the data, e.g. "aloha/joint_pos"
     max_demos: int = 0  # use the first N demos (0: all)
     instruction: str = ""  # replaces every demo's instruction when set
@@ -524,6 +527,7 @@ class Source:
         self._check_schema(demos)
         self.demos = self._split(demos, valid_fraction, seed)
         self._cum = {k: np.concatenate([[0], np.cumsum(self.store.lengths[v])]) for k, v in self.demos.items()}
+        self._steps = self._intervention_steps() if cfg.steps == "intervention" else None
         self.embodiment = cfg.embodiment or str(getattr(self.store, "embodiment", "unknown/joint_pos"))
         self.stats: dict[str, Stats] = {}  # this source's own statistics (set by compute_stats or a checkpoint)
         self.norm: dict[str, Stats] = {}  # what its samples are normalized with (its embodiment's, own, target's)
@@ -561,11 +565,30 @@ class Source:
                             "validation. Fix: lower data.valid_fraction or add demos")
         return {"train": np.asarray(train, np.int64), "valid": np.asarray(valid, np.int64)}
 
+    def _intervention_steps(self) -> dict[str, np.ndarray]:
+        """Per split: (frames, 2) int64 (demo index, step) of the steps whose `intervention` flag is set."""
+        out = {}
+        for split, demos in self.demos.items():
+            rows = []
+            for i in demos:
+                arr = self.store.arrays(int(i))
+                if "intervention" not in arr:
+                    raise DataError(f"source {self.name!r}: steps=intervention, but {self.store.name(int(i))} has no "
+                                    "per-step `intervention` flag (only `rho online` recordings do). Fix: "
+                                    "steps=all for this source")
+                t = np.flatnonzero(np.asarray(arr["intervention"][()]).reshape(-1))
+                rows.append(np.stack([np.full(len(t), i), t], 1))
+            out[split] = np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
+        return out
+
     def num_frames(self, split: str) -> int:
-        return int(self._cum[split][-1])
+        return len(self._steps[split]) if self._steps is not None else int(self._cum[split][-1])
 
     def locate(self, split: str, frame: int) -> tuple[int, int]:
         """Frame number within the split → (demo index in the store, step)."""
+        if self._steps is not None:
+            demo, t = self._steps[split][frame]
+            return int(demo), int(t)
         j = int(np.searchsorted(self._cum[split], frame, side="right") - 1)
         return int(self.demos[split][j]), frame - int(self._cum[split][j])
 
@@ -578,7 +601,7 @@ class Source:
                 for c in self.layout.cameras}
         taxels = {p: f"obs/touch_{ad.pad(p)}" for p in self.layout.pads}
         nets = {p: f"obs/touch_net_{ad.pad(p)}" for p in self.layout.pads}
-        has_touch = all(k in keys for k in (*taxels.values(), *nets.values()))
+        has_touch = bool(self.layout.pads) and all(k in keys for k in (*taxels.values(), *nets.values()))
         samples = int(self.store.arrays(demo)[taxels[self.layout.pads[0]]].shape[1]) if has_touch else 0
         return Modalities(state, cams, taxels if has_touch else None, nets if has_touch else None, samples)
 

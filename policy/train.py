@@ -73,7 +73,7 @@ __all__ = ["AdapterCfg", "AugmentCfg", "DataCfg", "DataError", "ImageAugCfg", "M
            "TrainCfg", "describe", "latest_checkpoint", "load_train_config", "rho_model_io", "train", "train_schema"]
 
 CHECKPOINTS, LATEST, TRAINER_STATE = "checkpoints", "latest", "trainer.pt"
-RESUME_MUST_MATCH = ("policy", "data", "seed", "batch_size")  # what fixes the model and the data order
+RESUME_MUST_MATCH = ("policy", "data", "seed", "batch_size", "init_from")  # what fixes the model and the data order
 
 
 # ------------------------------------------------------------------------------------------------ configuration
@@ -112,6 +112,10 @@ class TrainCfg:
     save_every: int = 2000  # checkpoint every N steps and at the end
     keep_checkpoints: int = 3  # newest checkpoints kept (0: all)
     resume: bool = False  # continue from out/checkpoints/latest (also --resume)
+    # fine-tune: start from this checkpoint (or training run directory: its newest checkpoint) — its weights, its
+    # policy config and its normalization statistics (every source decodes with them, so the fine-tuned policy
+    # keeps the deployed action scale); `policy=` is ignored. Used by `rho online` updates.
+    init_from: str = ""
     device: str = "auto"  # auto: cuda:LOCAL_RANK when CUDA is available, else cpu
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     tensorboard: bool = True
@@ -316,7 +320,8 @@ class _Trainer:
     """One run: its sources, model, optimizer, loaders and writers (a class only to share them between steps)."""
 
     def __init__(self, cfg: TrainCfg, io: ModelIO, d: _Dist) -> None:
-        self.policy_cfg = cfg.policy if cfg.policy is not None else _default_policy_cfg()
+        init = self._init_from(cfg, io) if cfg.init_from else None  # (model, its norm stats JSON)
+        self.policy_cfg = init[0].cfg if init else cfg.policy if cfg.policy is not None else _default_policy_cfg()
         cfg = dataclasses.replace(cfg, policy=self.policy_cfg)  # config.yaml and checkpoints show the real one
         self.cfg, self.io, self.d, self.out = cfg, io, d, Path(cfg.out)
         self.layout = Layout.from_policy(self.policy_cfg)
@@ -324,7 +329,11 @@ class _Trainer:
         ckpt = self._checkpoint_to_resume()
         self.step = 0
         saved = self._load(ckpt) if ckpt is not None else None
-        if saved is None:
+        if saved is None and init is not None:
+            self.sources = self._sources({c.label: init[1] for c in cfg.data.sources})
+            self.model = init[0].to(d.device).train()
+            torch.manual_seed(_seed(cfg.seed, d.rank, 1))
+        elif saved is None:
             self.sources = self._sources(None)
             torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP broadcasts rank 0's anyway)
             self.model = io.build(self.policy_cfg).to(d.device)
@@ -346,6 +355,20 @@ class _Trainer:
         self.logger = _Logger(self.out, cfg.tensorboard, self.start_step) if d.main else None
 
     # -- setup
+    @staticmethod
+    def _init_from(cfg: TrainCfg, io: ModelIO) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The checkpoint a fine-tuning run starts from: (model, the normalization stats it decodes with)."""
+        try:
+            model, norm_stats, _ = io.load(Path(cfg.init_from))
+        except FileNotFoundError as e:
+            raise ConfigError([f"init_from={cfg.init_from}: {e}. Fix: give a checkpoint directory or a training "
+                               "run's out directory"]) from None
+        if not norm_stats:
+            raise ConfigError([f"init_from={cfg.init_from}: the checkpoint has no normalization statistics, so "
+                               "fine-tuning data could not be encoded as it was trained. Fix: start from a "
+                               "checkpoint written by rho train"])
+        return model, norm_stats
+
     def _checkpoint_to_resume(self) -> Path | None:
         ckpt = latest_checkpoint(self.out)
         if ckpt is not None and not self.cfg.resume:

@@ -227,6 +227,12 @@ def _bench_policy_schema(ov: list[str]) -> tuple[type, str | None]:
     return getattr(bench, "BenchPolicyCfg", NoKeysCfg), None
 
 
+def _online_schema(ov: list[str]) -> tuple[type, str | None]:
+    from rho.online.config import OnlineCfg
+
+    return OnlineCfg, None
+
+
 def _fixed(cls: type, yaml: str | None = None) -> Callable[[list[str]], tuple[type, str | None]]:
     return lambda ov: (cls, yaml)
 
@@ -300,6 +306,13 @@ COMMAND_HELP: dict[str, Command] = {
                             "rho eval compare <report A> <report B> [key=value ...]",
                             "rho eval compare runs/eval/expert runs/eval/lift test=mcnemar", (J,), _compare_schema),
     "eval suites": Command("list the bundled evaluation suites", "rho eval suites", "rho eval suites"),
+    "online": Command("learn online from corrections: the policy drives, a corrector takes over on triggers; "
+                      "periodic fine-tuning with replay; forgetting measured on every task it knew",
+                      "rho online task=<name> policy=<dir> out=<dir> [key=value ...]",
+                      "rho online task=lift_block policy=runs/p16/policy_v2 out=runs/online/lift rounds=3 "
+                      "'eval.tasks=[busybox_push_button]' 'replay.sources=[runs/p16/data/lift_block]'",
+                      (J, P), _online_schema,
+                      "a session directory resumes where it stopped (same settings); see docs/online.md"),
     "rl": Command("RL experts (rsl-rl PPO)", "rho rl train|play|curve [key=value ...]",
                   "rho rl train task=plug_insertion out=runs/rl/plug", (),
                   note="rho rl <subcommand> --help for each one's keys"),
@@ -681,6 +694,32 @@ def cmd_rl(args: list[str]) -> int:
     return 0
 
 
+def cmd_online(args: list[str]) -> int:
+    from rho.config import load_config
+    from rho.online.config import OnlineCfg
+    from rho.online.session import SessionError, run_session
+
+    overrides, flags = parse_cli(args, flags_take_values=False)
+    _flags("online", flags, OnlineCfg)
+    cfg = load_config(OnlineCfg, overrides=[o for o in overrides if not o.startswith("resume=")])
+    if "--print-config" in flags:
+        print(config_to_yaml(cfg))
+        return 0
+    try:
+        state = run_session(cfg)
+    except SessionError as e:
+        print(f"rho online: {e}", file=sys.stderr)
+        return 1
+    last = state["history"][-1] if state["history"] else {}
+    if "--json" in flags:
+        print(json.dumps(state, default=str))
+    else:
+        print(f"{state['round']} rounds; checkpoint {state['checkpoint']}; last success "
+              + ", ".join(f"{t} {v['successes']}/{v['episodes']}" for t, v in last.get("success", {}).items())
+              + f"; report {cfg.out}/report.html")
+    return 0
+
+
 def cmd_eval(args: list[str]) -> int:
     from rho.eval.cli import cmd_eval as run
 
@@ -689,7 +728,8 @@ def cmd_eval(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"rollout": cmd_rollout, "tasks": cmd_tasks, "expert": cmd_expert,
                                                    "datagen": cmd_datagen, "dataset": cmd_dataset, "train": cmd_train,
-                                                   "eval": cmd_eval, "bench": cmd_bench, "rl": cmd_rl}
+                                                   "eval": cmd_eval, "bench": cmd_bench, "rl": cmd_rl,
+                                                   "online": cmd_online}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

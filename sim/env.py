@@ -726,6 +726,37 @@ class BatchedEnv(gym.vector.VectorEnv):
         """(n, arms, 7) the running TCP target (position m, quaternion w, x, y, z) that ee_delta actions move."""
         return self._ee_target
 
+    def reanchor_ee_target(self, env_ids: np.ndarray) -> None:
+        """Seat the running TCP target of `env_ids` on their measured TCP pose, as a reset does: where an
+        ee_delta command starts from when it takes over an arm another controller was driving."""
+        ids = np.asarray(env_ids, dtype=np.int64).reshape(-1)
+        self._ee_target[ids] = self.ee_pose()[ids]
+
+    def joint_action_from_ee_delta(self, delta: np.ndarray, env_ids: np.ndarray) -> np.ndarray:
+        """ee_delta commands (k, arms·7) of envs `env_ids` → the (k, arms·7) joint_pos actions (6 joint targets
+        in rad + gripper opening in [0, 1] per arm) that execute them, whatever `action.mode` is.
+
+        The commands are clipped to the ee_delta bounds and move those envs' running TCP target (`ee_target`)
+        through the IK exactly as an ee_delta env's step does; other envs' targets are untouched. A corrector
+        that speaks ee_delta (a scripted expert, a 3D mouse) can so drive an env whose policy acts in joint_pos,
+        and what is recorded is the joint action that was executed."""
+        ids = np.asarray(env_ids, dtype=np.int64).reshape(-1)
+        arms = len(self.robot.arms)
+        d = np.asarray(delta, dtype=np.float32).astype(np.float64).reshape(len(ids), arms, 7)
+        if not np.isfinite(d).all():
+            raise ValueError("ee_delta command contains NaN/inf; nothing was applied. Fix the corrector's output")
+        p, r = self.cfg.action.max_ee_step_pos, self.cfg.action.max_ee_step_rot
+        bound = np.array([p] * 3 + [r] * 3 + [1.0])  # ee_delta's bounds, with its float32 round-trip tolerance
+        d = np.clip(d, np.append(-bound[:6], 0.0) - 1e-6, bound + 1e-6)
+        full = np.zeros((self.num_envs, arms, 6))
+        full[ids] = d[..., :6]
+        others = np.setdiff1d(np.arange(self.num_envs), ids)
+        kept = self._ee_target[others].copy()
+        target = np.clip(self._ik(full), self.joint_low, self.joint_high)  # moves every env's target
+        self._ee_target[others] = kept
+        out = np.concatenate([target[ids], d[..., 6:]], axis=-1)  # (k, arms, dof + 1)
+        return out.reshape(len(ids), -1).astype(np.float32)
+
     def _diverged(self, failed: np.ndarray) -> None:
         """Mark in `failed` (n,) the envs with NaN/inf state, a joint faster than `sim.max_speed`, or MuJoCo's own
         reset of a bad qpos/qvel/qacc."""

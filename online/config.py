@@ -1,0 +1,123 @@
+"""Settings of `rho online` (OmegaConf structured configs; `key=value` overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TriggerCfg:
+    """When the corrector takes over (any enabled trigger fires; 0 disables one)."""
+
+    no_progress_steps: int = 40  # the task's progress rose by less than min_progress over this many control steps
+    min_progress: float = 0.02  # progress units (0–1)
+    force_limit: float = 0.0  # a pad's net normal force above this (N)
+    deviation: float = 0.0  # the policy's joint targets differ from the corrector's by more than this (rad, max abs)
+    random_rate: float = 0.0  # probability per control step
+
+    def validate(self) -> list[str]:
+        bad = [k for k in ("no_progress_steps", "min_progress", "force_limit", "deviation", "random_rate")
+               if getattr(self, k) < 0]
+        out = [f"corrector.trigger.{k} must be >= 0 (0 disables it), got {getattr(self, k)}" for k in bad]
+        if self.random_rate > 1:
+            out.append(f"corrector.trigger.random_rate is a probability per step, got {self.random_rate}")
+        return out
+
+
+@dataclass
+class CorrectorCfg:
+    """Who corrects: `expert` (the task's scripted expert) or `rl:<checkpoint>` (an RL expert of `rho rl train`)."""
+
+    kind: str = "expert"
+    trigger: TriggerCfg = field(default_factory=TriggerCfg)
+    latency_steps: int = 5  # reaction time: control passes this many control steps after a trigger fires
+    hold_steps: int = 60  # the corrector drives this many control steps, then hands back (0: to the episode's end)
+    noise: float = 0.0  # std of Gaussian noise on the corrector's ee_delta command, as a fraction of its bounds
+    reset_on_takeover: bool = True  # restart the expert's script at takeover (from wherever the policy left it)
+
+    def validate(self) -> list[str]:
+        out = [] if self.kind == "expert" or self.kind.startswith("rl:") else [
+            f"corrector.kind must be 'expert' or 'rl:<checkpoint>', got {self.kind!r}"]
+        out += [f"corrector.{k} must be >= 0, got {getattr(self, k)}" for k in ("latency_steps", "hold_steps",
+                                                                                "noise") if getattr(self, k) < 0]
+        return out
+
+
+@dataclass
+class ReplayCfg:
+    """What each update replays beside the newest corrections."""
+
+    fraction: float = 0.5  # share of an update's draws from the replay (0: corrections only — forgetting shows)
+    sources: list[str] = field(default_factory=list)  # datasets replayed (the policy's original training data)
+    corrections: bool = True  # replay earlier rounds' corrections too
+
+    def validate(self) -> list[str]:
+        return [] if 0.0 <= self.fraction < 1.0 else [f"replay.fraction must be in [0, 1), got {self.fraction}"]
+
+
+@dataclass
+class UpdateCfg:
+    """Each periodic fine-tuning (a `rho train init_from=<current checkpoint>` run)."""
+
+    every_episodes: int = 10  # episodes per round: an update after each round
+    steps: int = 300  # optimizer steps per update
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup_steps: int = 20
+    intervention_weight: float = 3.0  # corrected steps are drawn this many times as often as the policy's own
+    num_workers: int = 0
+    cpu_threads: int = 0  # 0: from the cores
+
+    def validate(self) -> list[str]:
+        out = [f"update.{k} must be >= 1, got {getattr(self, k)}" for k in ("every_episodes", "steps", "batch_size")
+               if getattr(self, k) < 1]
+        out += [f"update.{k} must be >= 0, got {getattr(self, k)}" for k in ("lr", "warmup_steps",
+                                                                            "intervention_weight", "num_workers",
+                                                                            "cpu_threads") if getattr(self, k) < 0]
+        return out
+
+
+@dataclass
+class OnlineEvalCfg:
+    """The fixed seeded episodes every round is measured on (the eval suite's seeds: datagen never draws them)."""
+
+    tasks: list[str] = field(default_factory=list)  # the tasks the policy knew; the corrected task is always added
+    episodes: int = 10  # per task, the same seeds every round
+    level: str = "nominal"
+    num_envs: int = 4
+    rollback_drop: float = 0.0  # roll back an update that drops another task's success by more than this (0: off)
+    at_start: bool = True  # evaluate the starting policy (round 0) too
+
+    def validate(self) -> list[str]:
+        out = [] if self.episodes >= 1 and self.num_envs >= 1 else [
+            f"eval.episodes and eval.num_envs must be >= 1, got {self.episodes} and {self.num_envs}"]
+        return out + ([] if 0 <= self.rollback_drop <= 1 else [
+            f"eval.rollback_drop is a success-rate drop in [0, 1], got {self.rollback_drop}"])
+
+
+@dataclass
+class OnlineCfg:
+    """`rho online`: a correction session."""
+
+    task: str = "lift_block"  # the task the policy is corrected on
+    policy: str = "???"  # the trained policy (a checkpoint or a `rho train` out directory)
+    out: str = "runs/online"  # session directory (resumes when it holds a session)
+    rounds: int = 3  # rounds of (episodes, update, evaluation)
+    num_envs: int = 1  # envs stepped together in the session
+    seed: int = 1000  # episode seeds of the session (datagen-style stream; never the eval suite's)
+    corrector: CorrectorCfg = field(default_factory=CorrectorCfg)
+    update: UpdateCfg = field(default_factory=UpdateCfg)
+    replay: ReplayCfg = field(default_factory=ReplayCfg)
+    eval: OnlineEvalCfg = field(default_factory=OnlineEvalCfg)
+    env: dict[str, Any] = field(default_factory=dict)  # overrides of the env config (sessions and evaluations), as
+    # `rho eval env=...`; default: the task's config, the one datagen records with
+    torch_threads: int = 1  # torch threads for the policy while acting (a small batch: 1 is fastest)
+    progress: bool = True
+
+    def validate(self) -> list[str]:
+        out = [] if self.rounds >= 1 and self.num_envs >= 1 else [
+            f"rounds and num_envs must be >= 1, got {self.rounds} and {self.num_envs}"]
+        if not self.out:
+            out.append("out must name the session directory, e.g. out=runs/online/lift")
+        return out

@@ -1,0 +1,82 @@
+"""The session's HTML page: success per task against corrections received, the intervention rate per round, and the
+per-round table (with rollbacks). Plots need matplotlib (the `eval` extra); without it the page has the tables."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+
+def _curves_png(history: list[dict[str, Any]]) -> bytes | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    received, cum = [], 0
+    for h in history:
+        cum += int((h.get("collect") or {}).get("intervened_steps", 0))
+        received.append(cum)
+    tasks = list(dict.fromkeys(t for h in history for t in h["success"]))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for t in tasks:
+        xs = [x for x, h in zip(received, history, strict=True) if t in h["success"]]
+        ys = [h["success"][t]["success_rate"] for h in history if t in h["success"]]
+        lo = [h["success"][t]["ci95"][0] for h in history if t in h["success"]]
+        hi = [h["success"][t]["ci95"][1] for h in history if t in h["success"]]
+        a.plot(xs, ys, marker="o", label=t)
+        a.fill_between(xs, lo, hi, alpha=0.15)
+    for x, h in zip(received, history, strict=True):
+        if not h.get("accepted", True):
+            a.axvline(x, color="red", ls=":", lw=1)
+    a.set(xlabel="corrected steps received", ylabel="success (95% CI)", ylim=(-0.02, 1.02), title="success per task")
+    a.legend(fontsize=8)
+    rounds = [h["round"] for h in history if h.get("intervention_rate") is not None]
+    rates = [h["intervention_rate"] for h in history if h.get("intervention_rate") is not None]
+    b.plot(rounds, rates, marker="o")
+    b.set(xlabel="round", ylabel="share of steps corrected", ylim=(-0.02, 1.02), title="intervention rate")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(out: Path, state: dict[str, Any]) -> Path:
+    """Write out/report.html from the session state; returns its path."""
+    history = state.get("history", [])
+    tasks = list(dict.fromkeys(t for h in history for t in h["success"]))
+    rows = []
+    for h in history:
+        c = h.get("collect") or {}
+        cells = "".join(f"<td>{h['success'][t]['successes']}/{h['success'][t]['episodes']}</td>"
+                        if t in h["success"] else "<td></td>" for t in tasks)
+        rate = "" if h.get("intervention_rate") is None else f"{h['intervention_rate']:.1%}"
+        status = "start" if h["round"] == 0 else ("accepted" if h.get("accepted", True) else
+                                                 f"rolled back: {html.escape(h.get('rollback', ''))}")
+        rows.append(f"<tr><td>{h['round']}</td><td>{c.get('episodes', '')}</td><td>{c.get('successes', '')}</td>"
+                    f"<td>{c.get('corrected_episodes', '')}</td><td>{rate}</td>{cells}<td>{status}</td></tr>")
+    png = _curves_png(history) if history else None
+    img = (f'<img alt="curves" src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else
+           "<p>(plots need matplotlib: pip install 'rho-sim[eval]')</p>")
+    head = "".join(f"<th>{html.escape(t)} success</th>" for t in tasks)
+    session = state.get("session", {})
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rho online: {html.escape(str(session.get('task')))}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:3px 10px;text-align:right}}</style></head><body>
+<h1>Online corrections: {html.escape(str(session.get('task')))}</h1>
+<p>policy {html.escape(str(session.get('policy')))}; corrector {html.escape(str(session.get('corrector', {}).get('kind')))};
+replay fraction {session.get('replay', {}).get('fraction')}; rounds done {state.get('round')}; current checkpoint
+{html.escape(str(state.get('checkpoint')))}</p>{img}
+<table><tr><th>round</th><th>episodes</th><th>successes (with corrections)</th><th>corrected episodes</th>
+<th>steps corrected</th>{head}<th>update</th></tr>{''.join(rows)}</table>
+<p>Success columns: the policy after that round's update on the fixed evaluation episodes (the same seeds every
+round). Episodes of a round are driven by the policy in use during the round, corrected when a trigger fired.</p>
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
