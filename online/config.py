@@ -29,7 +29,7 @@ class TriggerCfg:
 class CorrectorCfg:
     """Who corrects: `expert` (the task's scripted expert) or `rl:<checkpoint>` (an RL expert of `rho rl train`)."""
 
-    kind: str = "expert"
+    kind: str = "expert"  # expert: the task's scripted expert; rl:<checkpoint>: an RL expert of `rho rl train`
     trigger: TriggerCfg = field(default_factory=TriggerCfg)
     latency_steps: int = 5  # reaction time: control passes this many control steps after a trigger fires
     hold_steps: int = 60  # the corrector drives this many control steps, then hands back (0: to the episode's end)
@@ -62,11 +62,11 @@ class UpdateCfg:
 
     every_episodes: int = 10  # episodes per round: an update after each round
     steps: int = 300  # optimizer steps per update
-    batch_size: int = 32
-    lr: float = 1e-4
-    warmup_steps: int = 20
+    batch_size: int = 32  # samples per optimizer step
+    lr: float = 1e-4  # peak learning rate (fine-tuning: lower than training from scratch)
+    warmup_steps: int = 20  # linear warmup, then cosine decay over the update
     intervention_weight: float = 3.0  # corrected steps are drawn this many times as often as the policy's own
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     cpu_threads: int = 0  # 0: from the cores
 
     def validate(self) -> list[str]:
@@ -84,7 +84,7 @@ class OnlineEvalCfg:
 
     tasks: list[str] = field(default_factory=list)  # the tasks the policy knew; the corrected task is always added
     episodes: int = 10  # per task, the same seeds every round
-    level: str = "nominal"
+    level: str = "nominal"  # randomization level of the evaluation episodes (rho eval levels)
     num_envs: int = 4
     rollback_drop: float = 0.0  # roll back an update that drops another task's success by more than this (0: off)
     at_start: bool = True  # evaluate the starting policy (round 0) too
@@ -110,10 +110,9 @@ class OnlineCfg:
     update: UpdateCfg = field(default_factory=UpdateCfg)
     replay: ReplayCfg = field(default_factory=ReplayCfg)
     eval: OnlineEvalCfg = field(default_factory=OnlineEvalCfg)
-    env: dict[str, Any] = field(default_factory=dict)  # overrides of the env config (sessions and evaluations), as
-    # `rho eval env=...`; default: the task's config, the one datagen records with
+    env: dict[str, Any] = field(default_factory=dict)  # env config overrides for episodes and evaluations
     torch_threads: int = 1  # torch threads for the policy while acting (a small batch: 1 is fastest)
-    progress: bool = True
+    progress: bool = True  # progress bars
 
     def validate(self) -> list[str]:
         out = [] if self.rounds >= 1 and self.num_envs >= 1 else [
