@@ -7,6 +7,7 @@ what the code costs when the machine is shared and the scheduler takes the core 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -63,6 +64,15 @@ def bench_policy(cfg: PolicyCfg | None = None, threads: int | None = 1, repeats:
         out["act_ms"] = _act_latency(model, repeats)
         out["vision"], out["image_size"] = cfg.backbone.vision, cfg.backbone.image_size
         out["train_samples_per_s"] = _train_rate(model, train_batch, max(3, repeats // 6))
+        if cfg.backbone.kind == "builtin" and cfg.backbone.tokenizer == "words":
+            # before/after in one run: the same model with the former instruction encoding (80 UTF-8 byte tokens)
+            old = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, tokenizer="bytes",
+                                                                        max_text_tokens=80))
+            torch.manual_seed(seed)
+            out["text_tokens"] = cfg.backbone.max_text_tokens
+            out["train_samples_per_s_bytes80"] = _train_rate(TwoStagePolicy(old), train_batch, max(3, repeats // 6))
+            out["train_speedup_words_vs_bytes80"] = round(out["train_samples_per_s"]
+                                                          / out["train_samples_per_s_bytes80"], 2)
         if data:
             out.update(bench_loading(cfg, data, load_samples, seed))
             # one process loading then training (num_workers=0): the rates add as times
