@@ -237,6 +237,34 @@ def read_episode(group: h5py.Group, keys: list[str] | None = None) -> Episode:
 _DEMO_ENTRIES = ("actions", "expert_actions", "rewards", "dones", "obs", "states", "initial_state")
 
 
+DEFAULT_VALID_FRACTION = 0.1  # the default split's held-out share (at least one demo once there are two)
+
+
+def default_split(names: list[str], valid_fraction: float = DEFAULT_VALID_FRACTION) -> dict[str, list[str]]:
+    """A deterministic train/valid split of demo names: each name's CRC-32 decides, so a demo's side never depends
+    on which other demos share its file (shards of one run split the same way as their merge)."""
+    import zlib
+
+    if len(names) < 2:
+        return {"train": list(names), "valid": []}
+    rank = sorted(names, key=lambda n: (zlib.crc32(n.encode()) % 1000, n))
+    n_valid = max(1, round(valid_fraction * len(names)))
+    valid = set(rank[:n_valid])
+    return {"train": [n for n in names if n not in valid], "valid": [n for n in names if n in valid]}
+
+
+def write_default_masks(f: h5py.File, names: list[str]) -> None:
+    """mask/train and mask/valid with `default_split`, marked `mask.attrs["default"] = 1`: readers that need a
+    split (robomimic's `--filter_key valid`) find one, while `rho train` keeps its own `data.valid_fraction` unless
+    the split was chosen with `rho dataset split` (which clears the mark)."""
+    if "mask" in f:
+        del f["mask"]
+    mask = f.create_group("mask")
+    for k, v in default_split(names).items():
+        mask.create_dataset(k, data=np.array(v, dtype="S"))
+    mask.attrs["default"] = 1
+
+
 class ShardWriter:
     """Appends episodes to a temporary shard file; `close()` renames it into place (atomic per shard).
 
@@ -264,9 +292,7 @@ class ShardWriter:
     def close(self) -> Path:
         self._data.attrs["total"] = self.samples
         self._data.attrs["env_args"] = json.dumps(consumer_env_args(self.env_args), default=str)
-        mask = self._f.create_group("mask")
-        mask.create_dataset("train", data=np.array(self.names, dtype="S"))
-        mask.create_dataset("valid", data=np.array([], dtype="S"))
+        write_default_masks(self._f, self.names)
         self._f.close()
         os.replace(self.tmp, self.path)
         return self.path

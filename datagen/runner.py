@@ -45,6 +45,7 @@ from .hdf5 import (
     episode_nbytes,
     free_bytes,
     mib,
+    write_default_masks,
 )
 
 RUN_ATTR = "datagen"  # root attribute of every shard: the run settings env_args do not hold (seed, keep_failures...)
@@ -700,8 +701,7 @@ def _merge_single(shard_dir: Path, single: Path, manifest: dict[str, Any]) -> Pa
             names.append(f"demo_{i}")
         data.attrs["total"] = manifest["total"]
         data.attrs["env_args"] = json.dumps(manifest["env_args"])
-        out.create_group("mask").create_dataset("train", data=np.array(names, dtype="S"))
-        out["mask"].create_dataset("valid", data=np.array([], dtype="S"))
+        write_default_masks(out, names)
     os.replace(tmp, single)
     shutil.rmtree(shard_dir)
     return single

@@ -19,6 +19,7 @@ from .hdf5 import (
     DatasetError,
     atomic_write_text,
     check_version,
+    write_default_masks,
 )
 
 REQUIRED_ATTRS = ("num_samples", "success", "instruction")  # every dataset
@@ -607,6 +608,8 @@ def split(path: str | Path, valid_fraction: float = 0.1, seed: int = 0) -> dict[
                 if k in grp:
                     del grp[k]
                 grp.create_dataset(k, data=np.array(v, dtype="S"))
+            if "default" in grp.attrs:  # a chosen split: rho train follows it from now on
+                del grp.attrs["default"]
     return masks
 
 
@@ -636,8 +639,7 @@ def merge(out: str | Path, inputs: list[str | Path]) -> dict[str, Any]:
                 total += int(g.attrs["num_samples"])
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps({**sources[0].env_args(), "merged_from": [str(s) for s in inputs]})
-        f.create_group("mask").create_dataset("train", data=np.array(names, dtype="S"))
-        f["mask"].create_dataset("valid", data=np.array([], dtype="S"))
+        write_default_masks(f, names)
     for src in sources:
         src.close()
     os.replace(tmp, out)

@@ -447,7 +447,9 @@ def _read_masks(path: Path) -> dict[str, list[str]]:
         return {}
     with h5py.File(path, "r") as f:
         grp = f.get("mask")
-        return {k: [n.decode() if isinstance(n, bytes) else str(n) for n in grp[k][()]] for k in grp} if grp else {}
+        if grp is None or grp.attrs.get("default", 0):  # the writer's default split: data.valid_fraction decides
+            return {}
+        return {k: [n.decode() if isinstance(n, bytes) else str(n) for n in grp[k][()]] for k in grp}
 
 
 class EpisodeStore(Store):

@@ -70,9 +70,10 @@ def test_native_env_args_name_the_env_for_robomimic_and_isaaclab(native):
         assert args["env_kwargs"] == expected
         for g in f["data"].values():
             assert int(g.attrs["seed"]) == int(g.attrs["episode_seed"])  # Isaac Lab reads `seed`
-        # native masks keep their meaning for rho's trainer: train = every demo, valid empty (the trainer then
-        # holds out its own data.valid_fraction); the export carries a default split instead
-        assert sorted(n.decode() for n in f["mask/train"][()]) == ["demo_0", "demo_1"]
+        # a default split (one of the two demos held out) that rho's trainer does not follow (marked default)
+        masks = {k: sorted(n.decode() for n in f[f"mask/{k}"][()]) for k in ("train", "valid")}
+        assert sorted(masks["train"] + masks["valid"]) == ["demo_0", "demo_1"] and len(masks["valid"]) == 1
+        assert f["mask"].attrs["default"] == 1
 
 
 def test_old_files_still_read_and_export(native, tmp_path):
@@ -282,3 +283,32 @@ def test_robomimic_sequence_dataset_reads_the_export(export):
         env_meta = json.loads(f["data"].attrs["env_args"])  # = FileUtils.get_env_metadata_from_dataset
     assert env_utils.get_env_type(env_meta=env_meta) == env_base.EnvType.GYM_TYPE
     assert env_utils.is_robosuite_env(env_meta) is False
+
+
+def test_native_files_carry_a_default_split_that_rho_train_does_not_follow(tmp_path):
+    """Every written file has a non-empty mask/valid (robomimic's `--filter_key valid` needs one), marked default,
+    so `rho train` keeps `data.valid_fraction`; `rho dataset split` makes a chosen split that training follows."""
+    import h5py
+    import numpy as np
+
+    from rho.datagen.episode import Episode
+    from rho.datagen.hdf5 import ShardWriter, default_split
+    from rho.datagen.tools import split
+    from rho.policy.data import _read_masks
+
+    names = [f"demo_{i}" for i in range(20)]
+    parts = default_split(names)
+    assert len(parts["valid"]) == 2 and sorted(parts["train"] + parts["valid"]) == sorted(names)
+    assert default_split(names) == parts and default_split(names[:1]) == {"train": names[:1], "valid": []}
+    path = tmp_path / "d.hdf5"
+    w = ShardWriter(path, {"task": "lift_block"})
+    for n in names[:5]:
+        w.add(Episode(obs={"joint_pos": np.zeros((3, 14), np.float32)}, actions=np.zeros((3, 14), np.float32),
+                      rewards=np.zeros(3, np.float32), dones=np.array([0, 0, 1], np.uint8),
+                      meta={"instruction": "x"}), n)
+    w.close()
+    with h5py.File(path) as f:
+        assert len(f["mask/valid"]) == 1 and len(f["mask/train"]) == 4 and f["mask"].attrs["default"] == 1
+    assert _read_masks(path) == {}  # training: data.valid_fraction decides
+    chosen = split(path, valid_fraction=0.4)
+    assert _read_masks(path) == chosen and len(chosen["valid"]) == 2
