@@ -25,20 +25,73 @@ class TriggerCfg:
         return out
 
 
+HUMAN_DEVICES = ("spacemouse", "keyboard", "replay")
+HUMAN_BUTTON_ACTIONS = ("gripper", "takeover", "arm", "none")
+
+
+@dataclass
+class HumanGainsCfg:
+    """How far a full deflection of the device (or a held motion key) moves the selected arm's TCP target."""
+
+    translation: float = 0.005  # m per control step at full deflection (clipped to env action.max_ee_step_pos)
+    rotation: float = 0.03  # rad per control step at full deflection (clipped to env action.max_ee_step_rot)
+
+
+@dataclass
+class HumanCfg:
+    """`corrector.kind=human`: a person drives one arm at a time from a 3D mouse or the keyboard (online/human.py)."""
+
+    device: str = "spacemouse"  # spacemouse (pyspacemouse) | keyboard (the viewer's keys) | replay (a recorded file)
+    replay_file: str = ""  # device=replay: the recorded input events (JSON, as record_file writes them)
+    record_file: str = ""  # write every device/key event of the session here (replay it with device=replay)
+    viewer: bool = True  # show MuJoCo's viewer window and take its keys (needs a display; replay may run without)
+    gains: HumanGainsCfg = field(default_factory=HumanGainsCfg)
+    deadzone: float = 0.1  # device axes below this fraction of full deflection are 0 (the rest rescaled to 0–1)
+    yaw_deg: float = 0.0  # the device's frame turned about world z (deg): 0 = device x/y are world x/y
+    buttons: list[str] = field(default_factory=lambda: ["gripper", "takeover", "arm"])  # device button i's action
+    key_hold_steps: int = 4  # keyboard: a motion key press (or its auto-repeat) moves for this many control steps
+    realtime: float = 1.0  # pace control steps at this multiple of real time with a live device (0: no pacing)
+    spacemouse: str = ""  # pyspacemouse device name to open (empty: the first one connected)
+
+    def validate(self) -> list[str]:
+        out = [] if self.device in HUMAN_DEVICES else [
+            f"device must be one of {', '.join(HUMAN_DEVICES)}, got {self.device!r}"]
+        out += [f"gains.{k} must be > 0, got {getattr(self.gains, k)}" for k in ("translation", "rotation")
+                if getattr(self.gains, k) <= 0]
+        if not 0 <= self.deadzone < 1:
+            out.append(f"deadzone is a fraction of full deflection in [0, 1), got {self.deadzone}")
+        bad = [b for b in self.buttons if b not in HUMAN_BUTTON_ACTIONS]
+        if bad:
+            out.append(f"buttons: each is one of {', '.join(HUMAN_BUTTON_ACTIONS)}, got {bad}")
+        if self.key_hold_steps < 1:
+            out.append(f"key_hold_steps must be >= 1, got {self.key_hold_steps}")
+        if self.realtime < 0:
+            out.append(f"realtime must be >= 0 (0: no pacing), got {self.realtime}")
+        return out
+
+
 @dataclass
 class CorrectorCfg:
-    """Who corrects: `expert` (the task's scripted expert) or `rl:<checkpoint>` (an RL expert of `rho rl train`)."""
+    """Who corrects: `expert` (the task's scripted expert), `rl:<checkpoint>` (an RL expert of `rho rl train`) or
+    `human` (a person at a 3D mouse or the keyboard, watching MuJoCo's viewer; `corrector.human`)."""
 
-    kind: str = "expert"  # expert: the task's scripted expert; rl:<checkpoint>: an RL expert of `rho rl train`
+    kind: str = "expert"  # expert: the scripted expert; rl:<checkpoint>: an RL expert; human: a person (num_envs=1)
     trigger: TriggerCfg = field(default_factory=TriggerCfg)
     latency_steps: int = 5  # reaction time: control passes this many control steps after a trigger fires
     hold_steps: int = 60  # the corrector drives this many control steps, then hands back (0: to the episode's end)
     noise: float = 0.0  # std of Gaussian noise on the corrector's ee_delta command, as a fraction of its bounds
     reset_on_takeover: bool = True  # restart the expert's script at takeover (from wherever the policy left it)
+    human: HumanCfg = field(default_factory=HumanCfg)  # kind=human: the device, its gains, the viewer
 
     def validate(self) -> list[str]:
-        out = [] if self.kind == "expert" or self.kind.startswith("rl:") else [
-            f"corrector.kind must be 'expert' or 'rl:<checkpoint>', got {self.kind!r}"]
+        out = [] if self.kind in ("expert", "human") or self.kind.startswith("rl:") else [
+            f"corrector.kind must be 'expert', 'rl:<checkpoint>' or 'human', got {self.kind!r}"]
+        if self.kind == "human" and self.human.device == "replay" and not self.human.replay_file:
+            out.append("corrector.human.device=replay needs the recorded events: set corrector.human.replay_file="
+                       "<file.json> (written by a live session's corrector.human.record_file)")
+        if self.kind == "human" and self.human.device == "keyboard" and not self.human.viewer:
+            out.append("corrector.human.device=keyboard reads the keys of MuJoCo's viewer window: set "
+                       "corrector.human.viewer=true (on a desktop with a display)")
         out += [f"corrector.{k} must be >= 0, got {getattr(self, k)}" for k in ("latency_steps", "hold_steps",
                                                                                 "noise") if getattr(self, k) < 0]
         return out
@@ -117,6 +170,9 @@ class OnlineCfg:
     def validate(self) -> list[str]:
         out = [] if self.rounds >= 1 and self.num_envs >= 1 else [
             f"rounds and num_envs must be >= 1, got {self.rounds} and {self.num_envs}"]
+        if self.corrector.kind == "human" and self.num_envs != 1:
+            out.append(f"corrector.kind=human: one person drives one env, so num_envs must be 1, got "
+                       f"{self.num_envs}. Fix: num_envs=1")
         if not self.out:
             out.append("out must name the session directory, e.g. out=runs/online/lift")
         return out

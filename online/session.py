@@ -105,7 +105,16 @@ def collect(cfg: OnlineCfg, checkpoint: str, first: int, count: int, path: Path)
         return attempt_seed(cfg.seed, k if k is not None else 10**9 + slot)  # filler episodes are not recorded
 
     env.episode_seed_fn = seed_for
-    corrector = ExpertCorrector(cfg.corrector, env, seed=cfg.seed * 7919 + first)
+    if cfg.corrector.kind == "human":  # a person at a 3D mouse or the keyboard (online/human.py)
+        from .human import HumanCorrector
+
+        try:
+            corrector = HumanCorrector(cfg.corrector, env)
+        except BaseException:
+            env.close()
+            raise
+    else:
+        corrector = ExpertCorrector(cfg.corrector, env, seed=cfg.seed * 7919 + first)
     writer = ShardWriter(path, _env_args(env, entry, corrector), attrs={"online": _online_attrs(cfg, checkpoint)})
     meta = {"task": entry.name, "source": "sim_online", "policy": str(checkpoint), "corrector": corrector.name,
             "action_mode": "joint_pos", "backend": env.cfg.sim.backend}
@@ -166,6 +175,8 @@ def collect(cfg: OnlineCfg, checkpoint: str, first: int, count: int, path: Path)
         writer.discard()
         raise
     finally:
+        if hasattr(corrector, "close"):  # the human corrector: its device, viewer and event recording
+            corrector.close()
         env.close()
     stats["intervention_rate"] = stats["intervened_steps"] / max(1, stats["steps"])
     return stats
@@ -272,6 +283,9 @@ def _state(cfg: OnlineCfg, out: Path) -> dict[str, Any]:
         except json.JSONDecodeError as e:
             raise SessionError(f"{path}: not valid JSON ({e}). Fix: restore it, or start a new out") from None
         saved = state.get("session", {})
+        if isinstance(saved.get("corrector"), dict) and "human" not in saved["corrector"] \
+                and cfg.corrector.kind != "human":  # a session from before corrector.human existed
+            session = {**session, "corrector": {k: v for k, v in session["corrector"].items() if k != "human"}}
         diff = [f"{k}: {json.dumps(saved.get(k))} → {json.dumps(session[k])}" for k in SESSION_KEYS
                 if saved.get(k) != session[k]]
         if diff:
@@ -312,6 +326,10 @@ def run_session(cfg: OnlineCfg, log=print) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     get_task(cfg.task)  # unknown task: the registry's message
+    if cfg.corrector.kind == "human":  # no display, no device, a bad replay file: refused before anything runs
+        from .human import preflight
+
+        preflight(cfg.corrector)
     out = Path(cfg.out)
     _check_paths(cfg, out)
     state = _state(cfg, out)
