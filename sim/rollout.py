@@ -7,6 +7,12 @@ Output directory:
       cameras.png     contact sheet of env 0: one row per camera, one column every `frame_every` steps
       touch.png       normal force per taxel of env 0: one row per pad, same columns (white 0 N → red max)
       summary.json    task, seeds, instruction, randomization drawn, success, peak pad forces, observation spec
+
+The directory holds one run's outputs: before simulating, a run removes those of the names above that an earlier
+run left there (a camera-less run must not sit beside the previous run's cameras.png), as build tools delete an
+action's declared outputs before running it. Files of other names are the user's and are left alone. `summary.json`
+lists only what this run wrote (`files`, name → bytes, summary.json itself aside) and the earlier run's outputs it
+removed without writing them again (`removed_stale`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rho.config import config_to_dict
+from rho.config import ConfigError, config_to_dict
 
 
 @dataclass
@@ -60,9 +66,9 @@ def run_rollout(cfg: RolloutCfg, progress: bool = True) -> dict[str, Any]:
         if entry.expert_cls is None:
             raise ValueError(f"task {entry.name!r} has no scripted expert; use policy=random or policy=home")
         cfg.env.action.mode = entry.expert_action_mode
-    env = entry.env_cls(cfg.env)
+    removed = _prepare_out(cfg.out)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    env = entry.env_cls(cfg.env)
     expert = entry.expert_cls(env) if cfg.policy == "expert" else None
     rng = np.random.default_rng(cfg.env.seed)
     obs, info = env.reset(seed=cfg.env.seed)
@@ -94,7 +100,8 @@ def run_rollout(cfg: RolloutCfg, progress: bool = True) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     steps = len(record["actions"])
     arrays = {k: np.stack(v) for k, v in record.items()}
-    with _atomic(out / "rollout.npz") as tmp:
+    written: list[Path] = []
+    with _atomic(out / "rollout.npz", written) as tmp:
         np.savez_compressed(tmp, **arrays)
     cams = [k for k in env.obs_spec.names if k.startswith("rgb_")]
     pads = [f"touch_{p}" for p in env.pads] if env.cfg.touch.enabled else []
@@ -102,25 +109,59 @@ def run_rollout(cfg: RolloutCfg, progress: bool = True) -> dict[str, Any]:
     if frames[-1] != steps:
         frames.append(steps)
     if cams:
-        with _atomic(out / "cameras.png") as tmp:
+        with _atomic(out / "cameras.png", written) as tmp:
             _contact_sheet([arrays[c][frames, 0] for c in cams], cams, frames).save(tmp, format="PNG")
     if pads:
-        with _atomic(out / "touch.png") as tmp:
+        with _atomic(out / "touch.png", written) as tmp:
             _touch_sheet([arrays[p][frames, 0, -1] for p in pads], pads, frames).save(tmp, format="PNG")
-    summary = _summary(cfg, env, arrays, ever, params, wall, steps)
-    with _atomic(out / "summary.json") as tmp:
+    summary = _summary(cfg, env, arrays, ever, params, wall, steps, written, removed)
+    with _atomic(out / "summary.json", written) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
     env.close()
     return summary
 
 
+OUTPUTS = ("rollout.npz", "cameras.png", "touch.png", "summary.json")  # the names a rollout owns in its out dir
+
+
+def _prepare_out(spec: str) -> list[str]:
+    """Create the directory `spec` (or refuse it before any simulation) and remove the rollout outputs an earlier
+    run left there (`OUTPUTS` and their `.tmp-` files from a killed run); returns the names removed. Other files
+    are untouched."""
+    if not spec.strip():
+        raise ConfigError(["out: empty path. Fix: out=<directory>, e.g. out=runs/rollout"])
+    out = Path(spec)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError([f"out={out}: expected a directory, but it (or a parent) is a file. Fix: out=<a new "
+                           "or existing directory>"]) from None
+    except PermissionError as e:
+        raise ConfigError([f"out={out}: cannot create the directory ({e.strerror}). Fix: out=<a writable "
+                           "directory>"]) from None
+    removed = []
+    for name in OUTPUTS:
+        for p in (out / name, out / f".tmp-{name}"):
+            if p.is_file() or p.is_symlink():
+                try:
+                    p.unlink()
+                except OSError as e:
+                    raise ConfigError([f"out={out}: cannot remove {p.name} of an earlier run ({e.strerror}). Fix: "
+                                       "out=<a writable directory>, or remove it yourself"]) from None
+                removed.append(p.name)
+    return removed
+
+
 @contextlib.contextmanager
-def _atomic(path: Path):
-    """Write to a temporary file beside `path` and rename it into place: a killed run never leaves half a file."""
+def _atomic(path: Path, written: list[Path] | None = None):
+    """Write to a temporary file beside `path` and rename it into place: a killed run never leaves half a file.
+    The path is appended to `written` once it is in place."""
     tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix: numpy and PIL pick formats from it
     try:
         yield tmp
         os.replace(tmp, path)
+        if written is not None:
+            written.append(path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -139,7 +180,8 @@ def _bcast(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
-def _summary(cfg, env, arrays, ever, params, wall, steps) -> dict[str, Any]:
+def _summary(cfg, env, arrays, ever, params, wall, steps, written: list[Path], removed: list[str]) -> dict[str, Any]:
+    """The run's summary; `files` maps each file this run wrote before summary.json to its size (bytes)."""
     peak = {p: float(np.abs(arrays[f"touch_net_{p}"][..., 0]).max()) for p in env.pads} \
         if env.cfg.touch.enabled else {}
     return {
@@ -150,7 +192,8 @@ def _summary(cfg, env, arrays, ever, params, wall, steps) -> dict[str, Any]:
         "peak_pad_normal_force_N": peak, "wall_s": wall,
         "sim_seconds": steps * env.control_dt,
         "randomization": params,
-        "files": {p.name: p.stat().st_size for p in sorted(Path(cfg.out).iterdir())},
+        "files": {p.name: p.stat().st_size for p in written},
+        "removed_stale": [n for n in removed if n not in {p.name for p in written} | {"summary.json"}],
         "observations": {k: {"shape": list(arrays[k].shape), "dtype": str(arrays[k].dtype),
                              "unit": env.obs_spec[k].unit, "rate_hz": env.obs_spec[k].rate_hz}
                          for k in env.obs_spec.names},
@@ -205,6 +248,9 @@ def describe(summary: dict[str, Any]) -> str:
              f"{summary['sim_seconds']:.1f} s simulated in {summary['wall_s']:.1f} s wall, policy "
              f"{summary['policy']}) written to {summary['out']}"]
     lines += [f"  {name:14s} {size / 1024:8.1f} KiB" for name, size in summary["files"].items()]
+    lines.append("  summary.json")
+    if summary.get("removed_stale"):
+        lines.append(f"  (removed from an earlier run: {', '.join(summary['removed_stale'])})")
     lines.append(f"instruction: {summary['instructions'][0]!r}; success: {summary['success']}")
     if summary["peak_pad_normal_force_N"]:
         peaks = ", ".join(f"{k} {v:.1f} N" for k, v in summary["peak_pad_normal_force_N"].items())

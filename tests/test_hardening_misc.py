@@ -1,0 +1,56 @@
+"""Issue 12 (hardening), the last items: `rho rl curve` on a run shorter than its 25-iteration window, end to end;
+`rho rollout` reports only what this run wrote and removes its own stale outputs; lift_block episodes are
+bit-identical whatever batch (num_envs, slot, neighbours) they run in."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from rho.cli import main
+
+
+# ------------------------------------------------------------------------------------------------ 2. rollout
+def _rollout(out, *extra: str) -> dict:
+    assert main(["rollout", f"out={out}", "steps=4", "frame_every=2", "env.cameras={cam_high: {width: 32, height: 32}}",
+                 *extra, "--quiet"]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_rollout_lists_only_what_it_wrote_and_removes_its_stale_outputs(tmp_path, capsys):
+    out = tmp_path / "ro"
+    first = _rollout(out)
+    assert set(first["files"]) == {"rollout.npz", "cameras.png", "touch.png"} and first["removed_stale"] == []
+    (out / "notes.txt").write_text("mine")  # the user's file: neither listed nor removed
+    (out / ".tmp-touch.png").write_bytes(b"half a file from a killed run")
+    capsys.readouterr()
+    second = _rollout(out, "env.cameras={}")
+    text = capsys.readouterr().out
+    assert set(second["files"]) == {"rollout.npz", "touch.png"}
+    assert second["removed_stale"] == ["cameras.png", ".tmp-touch.png"]
+    assert not (out / "cameras.png").exists() and not (out / ".tmp-touch.png").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "rollout.npz", "summary.json", "touch.png"]
+    listed = [ln.split()[0] for ln in text.splitlines()[1:4]]
+    assert listed == ["rollout.npz", "touch.png", "summary.json"], text
+    assert "removed from an earlier run: cameras.png, .tmp-touch.png" in text
+    data = np.load(out / "rollout.npz")
+    assert not any(k.startswith("rgb_") for k in data.files)
+    third = _rollout(out, "env.cameras={}")  # the same outputs again: nothing stale
+    assert third["removed_stale"] == []
+
+
+def test_rollout_refuses_a_bad_out_before_simulating(tmp_path, capsys, monkeypatch):
+    from rho.tasks.lift_block import LiftBlockEnv
+
+    monkeypatch.setattr(LiftBlockEnv, "__init__", lambda *a, **k: pytest.fail("an env was built"))
+    (tmp_path / "file").write_text("x")
+    for out, why in ((tmp_path / "file", "it \\(or a parent\\) is a file"),
+                     (tmp_path / "file" / "sub", "it \\(or a parent\\) is a file"), ("", "empty path")):
+        assert main(["rollout", f"out={out}", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and re.search(why, err), err
+    assert (tmp_path / "file").read_text() == "x"
