@@ -13,6 +13,26 @@ import pytest
 from rho.cli import main
 
 
+# ------------------------------------------------------------------------------------------------ 1. rl curve
+def test_rl_curve_runs_end_to_end_on_a_two_iteration_run(tmp_path, capsys):
+    """A 2-iteration run (the training log is far shorter than the 25-iteration plot window) gets its curve.json
+    and curve.png, with every checkpoint and the scripted baseline evaluated; seconds."""
+    pytest.importorskip("rsl_rl")
+    from rho.tasks.rl.train import load_train_config, train
+
+    run = tmp_path / "run"
+    tiny = ["agent.num_envs=2", "agent.num_steps_per_env=4", "agent.algorithm.num_mini_batches=1",
+            "agent.algorithm.num_learning_epochs=1", "agent.save_interval=1", "env.episode_length_s=0.1",
+            "agent.residual.mode=offset", "agent.residual.scale=[0.0001,0.0001,0.0001]"]
+    train(load_train_config([f"out={run}", "agent.max_iterations=2", *tiny]), progress=False)
+    assert len((run / "progress.jsonl").read_text().splitlines()) == 2
+    assert main(["rl", "curve", f"run={run}", "episodes=2", "num_envs=2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run / "curve.json").read_text())
+    assert [p["iteration"] for p in saved["points"]] == [1, 2] and saved["baseline"]["episodes"] == 2
+    assert printed["png"] == str(run / "curve.png") and (run / "curve.png").stat().st_size > 0
+
+
 # ------------------------------------------------------------------------------------------------ 2. rollout
 def _rollout(out, *extra: str) -> dict:
     assert main(["rollout", f"out={out}", "steps=4", "frame_every=2", "env.cameras={cam_high: {width: 32, height: 32}}",
