@@ -709,9 +709,12 @@ class BatchedEnv(gym.vector.VectorEnv):
         tgt[..., 3:] = quat_mul(axis_angle_to_quat(delta[..., 3:]), tgt[..., 3:])
         err_r = quat_error(tgt[..., 3:], pose[..., 3:])
         ang = np.linalg.norm(err_r, axis=-1, keepdims=True)
-        if (ang > lead_r).any():  # pull the orientation target back within the lead
-            err_r = err_r * np.minimum(1.0, lead_r / np.maximum(ang, 1e-12))
-            tgt[..., 3:] = quat_mul(axis_angle_to_quat(err_r), pose[..., 3:])
+        # pull the orientation target back within the lead, in those envs alone: rebuilding every env's target
+        # from its pose re-rounds it (~1e-16), so an episode's numbers would depend on its batch neighbours
+        over = (ang > lead_r).any(axis=(1, 2))
+        if over.any():
+            err_r[over] = err_r[over] * np.minimum(1.0, lead_r / np.maximum(ang[over], 1e-12))
+            tgt[over, :, 3:] = quat_mul(axis_angle_to_quat(err_r[over]), pose[over, :, 3:])
         err = np.concatenate([tgt[..., :3] - pose[..., :3], err_r], axis=-1)
         out = np.empty_like(q)
         for a in range(len(self.robot.arms)):
