@@ -307,6 +307,7 @@ def train(cfg: TrainCfg, *, io: ModelIO | None = None) -> dict[str, Any]:
     problems = validate_config(cfg)  # configs built in code skip load_config's checks
     if problems:
         raise ConfigError(problems)
+    _check_out(Path(cfg.out))  # before any data is opened or cached
     d = _init_dist(cfg.device)
     if d.device.type == "cpu":
         torch.set_num_threads(cfg.cpu_threads or max(1, (os.cpu_count() or 1) // (1 + cfg.num_workers)))
@@ -314,6 +315,22 @@ def train(cfg: TrainCfg, *, io: ModelIO | None = None) -> dict[str, Any]:
         return _Trainer(cfg, io or rho_model_io(), d).run()
     finally:
         d.close()
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output path that cannot hold a run directory, before any work."""
+    if not str(out) or str(out) == ".":
+        raise ConfigError(["out is empty: training would write into the working directory. Fix: out=runs/policy/<name>"])
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError([f"out={out}: {blocker} is a file, not a directory. Fix: choose another out"])
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_test_{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError([f"out={out}: cannot write there ({e.strerror}). Fix: choose a writable directory"]) from None
 
 
 class _Trainer:

@@ -545,7 +545,7 @@ def test_aux_loss_trains_the_prefix(sim, tmp_path):
     assert model.backbone.stems[0].down[0][0].weight.grad.abs().sum() > 0
     model.zero_grad()
     model.cfg.aux_weight = 0.0
-    without, info0 = model.loss({k: v for k, v in batch.items() if k not in ("aux", "aux_mask")})
+    _, info0 = model.loss({k: v for k, v in batch.items() if k not in ("aux", "aux_mask")})
     assert "aux_loss" not in info0
 
     cfg = _train_cfg(tmp_path / "aux", [SourceCfg(str(sim), aux=["block_pose[0:3]"])], steps=2, valid_every=1)
@@ -554,3 +554,17 @@ def test_aux_loss_trains_the_prefix(sim, tmp_path):
     rows = _log(tmp_path / "aux")
     assert any("aux_loss" in r and "flow_loss" in r for r in rows)
     assert any("valid_aux_loss" in r for r in rows)
+
+
+def test_bad_out_is_refused_before_any_data_is_read(tmp_path):
+    """An output path that cannot hold the run fails first, naming it (the data path here does not even exist)."""
+    from rho.config import ConfigError
+    from rho.policy.data import DataCfg, SourceCfg
+    from rho.policy.train import TrainCfg, train
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    data = DataCfg(sources=[SourceCfg(str(tmp_path / "missing"))])
+    for out, why in ((blocker, "is a file"), (blocker / "run", "is a file"), ("", "out is empty")):
+        with pytest.raises(ConfigError, match=why):
+            train(TrainCfg(out=str(out), data=data, progress=False, tensorboard=False))
