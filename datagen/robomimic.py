@@ -243,21 +243,20 @@ def _datagen_info(info: h5py.Group, obs: Mapping[str, np.ndarray], spec: Mapping
                   signals_fn, args: Mapping[str, Any]) -> set[str]:
     """Write one demo's Isaac Lab Mimic annotations into `info` (obs/datagen_info); return what could not be."""
     missing: set[str] = set()
-    if "ee_pose" in obs:
-        ee = obs["ee_pose"].reshape(len(obs["ee_pose"]), -1, 7)
-        names = arms if len(arms) == ee.shape[1] else [f"arm{a}" for a in range(ee.shape[1])]
-        grp = info.create_group("eef_pose")
+
+    def per_arm(name: str, poses: np.ndarray) -> None:  # (T, arms, 7) → one (T, 4, 4) dataset per arm
+        names = arms if len(arms) == poses.shape[1] else [f"arm{a}" for a in range(poses.shape[1])]
+        grp = info.create_group(name)
         for a, arm in enumerate(names):
-            grp.create_dataset(arm, data=pose_matrices(ee[:, a]))
+            grp.create_dataset(arm, data=pose_matrices(poses[:, a]))
+
+    if "ee_pose" in obs:
+        per_arm("eef_pose", obs["ee_pose"].reshape(len(obs["ee_pose"]), -1, 7))
     else:
         missing.add("eef_pose (no obs/ee_pose)")
     if "ee_target" in obs:
         tgt = obs["ee_target"].reshape(len(obs["ee_target"]), -1, 7)
-        after = np.concatenate([tgt[1:], tgt[-1:]])  # the target step t's action moved to = the one before t + 1
-        names = arms if len(arms) == tgt.shape[1] else [f"arm{a}" for a in range(tgt.shape[1])]
-        grp = info.create_group("target_eef_pose")
-        for a, arm in enumerate(names):
-            grp.create_dataset(arm, data=pose_matrices(after[:, a]))
+        per_arm("target_eef_pose", np.concatenate([tgt[1:], tgt[-1:]]))  # the target step t's action moved to
     else:
         missing.add("target_eef_pose (no obs/ee_target: not recorded in ee_delta)")
     objects = [k for k, s in spec.items() if s.get("unit") == POSE_UNIT and list(s.get("shape", [])) == [7]
