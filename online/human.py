@@ -366,8 +366,8 @@ class Viewer:
         with self.handle.lock():
             self.env.batch.get_data(0, self.data)
             mj.mj_forward(self.model, self.data)
-            if hasattr(self.handle, "set_texts"):  # older mujoco: no text overlay
-                self.handle.set_texts((mj.mjtFontScale.mjFONTSCALE_150, mj.mjtGridPos.mjGRID_TOPLEFT, status, ""))
+        if hasattr(self.handle, "set_texts"):  # takes the viewer's lock itself (not reentrant); older mujoco: none
+            self.handle.set_texts((mj.mjtFontScale.mjFONTSCALE_150, mj.mjtGridPos.mjGRID_TOPLEFT, status, ""))
         self.handle.sync()
 
     def close(self) -> None:
@@ -507,9 +507,10 @@ class HumanCorrector:
     # -- internals
     def status(self) -> str:
         side = ["left", "right"][self.arm] if self.arms == 2 else str(self.arm)
-        who = "YOU drive" if self.control[0] else "policy drives (Enter: take over)"
+        if not self.control[0]:
+            return f"policy drives (Enter: take over) · arm {side} (A)"
         grip = "open" if self.grip[self.arm] >= 0.5 else "closed"
-        return f"{who} · arm {side} (A) · gripper {grip} (G)"
+        return f"YOU drive (Enter: hand back) · arm {side} (A) · gripper {grip} (G)"
 
     def _toggle(self) -> None:
         if self.control[0]:
