@@ -6,6 +6,8 @@ pyspacemouse, num_envs > 1, bad replay files). A physical SpaceMouse and the vie
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -159,7 +161,7 @@ def test_refusals_without_a_display_pyspacemouse_one_env_or_a_good_replay_file(t
         with pytest.raises(human.HumanInputError, match=r"needs a display.*DISPLAY.*Fix:.*device=replay"):
             human.preflight(cfg)
     # no viewer, no pyspacemouse: says how to install it (or to use the keyboard)
-    monkeypatch.setitem(__import__("sys").modules, "pyspacemouse", None)  # import fails
+    monkeypatch.setitem(human.sys.modules, "pyspacemouse", None)  # import fails
     with pytest.raises(human.HumanInputError, match=r"pyspacemouse.*pip install 'rho\[online\]'.*hidapi"):
         human.preflight(load_config(CorrectorCfg, overrides=["kind=human", "human.viewer=false"]))
     # one person, one env: refused by the config and by the corrector
@@ -185,3 +187,41 @@ def test_refusals_without_a_display_pyspacemouse_one_env_or_a_good_replay_file(t
         _corrector_cfg()
     with pytest.raises(ConfigError, match="keyboard reads the keys of MuJoCo's viewer"):
         load_config(CorrectorCfg, overrides=["kind=human", "human.device=keyboard", "human.viewer=false"])
+
+
+@pytest.mark.skipif(not (os.environ.get("RHO_TEST_VIEWER")
+                         and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))),
+                    reason="opens MuJoCo's viewer window: set RHO_TEST_VIEWER=1 on a display (or under xvfb-run)")
+def test_the_viewer_mirrors_the_env_takes_keys_and_stops_when_closed():
+    """The keyboard device with MuJoCo's passive viewer: keys (pushed as the viewer's key_callback would) take
+    over and move the left TCP in +x; closing the window stops the session with the resume hint."""
+    from rho.online.config import CorrectorCfg
+    from rho.online.human import KEY_CODES, HumanCorrector, HumanInputError
+
+    env = _lift_env()
+    corr = HumanCorrector(load_config(CorrectorCfg, overrides=["kind=human", "human.device=keyboard",
+                                                               "human.realtime=0"]), env)
+    try:
+        assert corr.viewer is not None and corr.viewer.handle.is_running()
+        obs, _ = env.reset()
+        corr.reset(np.arange(1))
+        for t in range(30):
+            if t == 5:
+                corr.device.keys.push(KEY_CODES["ENTER"])
+            if t >= 5:
+                corr.device.keys.push(KEY_CODES["UP"])
+            planned = env.joint_action.copy()
+            corr.observe(obs, np.zeros(1), planned)
+            if t == 5:
+                start = env.ee_pose()[0, 0, :3].copy()
+            if corr.in_control()[0]:
+                planned = corr.actions(np.arange(1))
+            obs, *_ = env.step(planned)
+        assert corr.control[0] and env.ee_pose()[0, 0, 0] - start[0] > 0.05
+        corr.viewer.handle.close()
+        time.sleep(0.5)
+        with pytest.raises(HumanInputError, match=r"viewer window was closed.*resume"):
+            corr.observe(obs, np.zeros(1), None)
+    finally:
+        corr.close()
+        env.close()
