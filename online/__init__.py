@@ -18,6 +18,8 @@ resumes from it), `corrections/round_XXXX.hdf5` (one shard per round, renamed in
 Correctors: `expert` (the task's scripted expert; `rl:<checkpoint>` an RL expert) stands in for a person, so runs and
 tests are headless and reproducible. The experts speak `ee_delta`; the env keeps the policy's `joint_pos` mode and
 `Env.joint_action_from_ee_delta` executes their commands, so what is recorded is always the executed joint action.
+`human` (online/human.py): a person at a 3D mouse (pyspacemouse) or the keyboard, watching MuJoCo's viewer, toggles
+takeover themself (HG-DAgger) and drives one arm at a time; one env; recorded input events replay headless.
 """
 
 from .config import CorrectorCfg, OnlineCfg, OnlineEvalCfg, ReplayCfg, TriggerCfg, UpdateCfg
