@@ -225,3 +225,75 @@ def test_the_viewer_mirrors_the_env_takes_keys_and_stops_when_closed():
     finally:
         corr.close()
         env.close()
+
+
+def test_spacemouse_device_drains_hid_reports_through_pyspacemouse_api(monkeypatch):
+    """SpaceMouseDevice against a stand-in for pyspacemouse 2.1's API (open(device, axis_convention) → an object
+    whose read() applies one HID report per call and returns the state): a poll drains every pending report; the
+    preflight refuses when no device is connected. (A physical device is not available here.)"""
+    import types
+
+    from rho.online import human
+    from rho.online.config import CorrectorCfg
+
+    class State:
+        def __init__(self):
+            self.t, self.x, self.y, self.z, self.roll, self.pitch, self.yaw = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+            self.buttons = [0, 0]
+
+    class Dev:
+        def __init__(self):
+            self.state, self.reports, self.closed = State(), [], False
+
+        def read(self):
+            if self.reports:
+                for k, v in self.reports.pop(0).items():
+                    setattr(self.state, k, v)
+                self.state.t += 0.001
+            return self.state
+
+        def close(self):
+            self.closed = True
+
+    dev, opened, connected = Dev(), {}, ["SpaceMouse Compact"]
+    fake = types.SimpleNamespace(AxisConvention=types.SimpleNamespace(HID_Z_UP="hid_z_up"),
+                                 open=lambda device=None, axis_convention=None: opened.update(
+                                     device=device, axis_convention=axis_convention) or dev,
+                                 get_connected_devices=lambda: connected)
+    monkeypatch.setitem(human.sys.modules, "pyspacemouse", fake)
+    cfg = load_config(CorrectorCfg, overrides=["kind=human", "human.viewer=false"])
+    human.preflight(cfg)  # a device is connected: no refusal
+    keys = human.KeyQueue()
+    sm = human.SpaceMouseDevice(keys, "")
+    assert opened == {"device": None, "axis_convention": "hid_z_up"}
+    dev.reports = [{"x": 0.5}, {"buttons": [1, 0]}, {"z": -0.3, "yaw": 0.2}]
+    keys.push(human.KEY_CODES["A"])
+    inp = sm.poll(0)
+    np.testing.assert_allclose(inp.axes, [0.5, 0, -0.3, 0, 0, 0.2])
+    assert inp.buttons == (1, 0) and inp.keys == (human.KEY_CODES["A"],) and not dev.reports
+    again = sm.poll(1)  # nothing new: the held state, no keys
+    np.testing.assert_allclose(again.axes, inp.axes)
+    assert again.keys == ()
+    sm.close()
+    assert dev.closed
+    connected.clear()
+    with pytest.raises(human.HumanInputError, match=r"expected a supported SpaceMouse connected, found none.*Fix:"):
+        human.preflight(cfg)
+
+
+def test_a_session_from_before_corrector_human_resumes(tmp_path):
+    """state.json written before corrector.human existed (no 'human' under corrector) is not a settings change."""
+    from rho.config import config_to_dict
+    from rho.online import session as sess
+    from rho.online.config import OnlineCfg
+
+    cfg = load_config(OnlineCfg, overrides=["policy=p", f"out={tmp_path}"])
+    saved = {k: config_to_dict(cfg)[k] for k in sess.SESSION_KEYS}
+    del saved["corrector"]["human"]
+    (tmp_path / sess.STATE).write_text(json.dumps({"session": saved, "round": 1, "checkpoint": "p", "episodes": 2,
+                                                   "history": []}))
+    assert sess._state(cfg, tmp_path)["round"] == 1
+    human_cfg = load_config(OnlineCfg, overrides=["policy=p", f"out={tmp_path}", "corrector.kind=human",
+                                                  "corrector.human.viewer=false"])
+    with pytest.raises(sess.SessionError, match="corrector:"):
+        sess._state(human_cfg, tmp_path)
