@@ -50,7 +50,7 @@ class HumanCfg:
     yaw_deg: float = 0.0  # the device's frame turned about world z (deg): 0 = device x/y are world x/y
     buttons: list[str] = field(default_factory=lambda: ["gripper", "takeover", "arm"])  # device button i's action
     key_hold_steps: int = 4  # keyboard: a motion key press (or its auto-repeat) moves for this many control steps
-    realtime: float = 1.0  # pace control steps at this multiple of real time with a live device (0: no pacing)
+    realtime: float = 1.0  # pace steps at this multiple of real time with a live device or viewer (0: none)
     spacemouse: str = ""  # pyspacemouse device name to open (empty: the first one connected)
 
     def validate(self) -> list[str]:

@@ -432,7 +432,7 @@ class HumanCorrector:
             else:
                 device = ReplayDevice(h.replay_file)
         self.device: InputDevice = device
-        self.live = device.name != "replay"
+        self.paced = device.name != "replay" or h.viewer  # a person at the controls, or watching a replay
         if h.viewer:
             if not has_display():
                 preflight(cfg)  # raises the no-display message
@@ -462,7 +462,7 @@ class HumanCorrector:
     def observe(self, obs: dict[str, np.ndarray], progress: np.ndarray, policy_actions: np.ndarray | None) -> None:
         """After a step (or a reset): read the device, apply the presses (takeover / hand back, arm, gripper), and
         set the command of the next step. Shows the state in the viewer and paces to real time with a live
-        device. `obs`, `progress` and `policy_actions` are not used: the person watches the viewer."""
+        device or the viewer. `obs`, `progress` and `policy_actions` are not used: the person watches the viewer."""
         inp = self.device.poll(self.step)
         if self.recorder is not None:
             self.recorder.add(self.step, inp)
@@ -483,7 +483,7 @@ class HumanCorrector:
         self._delta = delta.reshape(1, -1)
         if self.viewer is not None:
             self.viewer.sync(self.status())
-        if self.live:
+        if self.paced:
             self._pace()
         self.step += 1
 
