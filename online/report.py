@@ -9,6 +9,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def _curves_png(history: list[dict[str, Any]]) -> bytes | None:
     try:
@@ -47,6 +49,45 @@ def _curves_png(history: list[dict[str, Any]]) -> bytes | None:
     return buf.getvalue()
 
 
+def corrected_video(shard: Path, out: Path, fps: float = 25.0) -> Path | None:
+    """An mp4 of the first corrected episode of a round's shard: `cam_high` (upscaled) with the finger pads' taxel
+    heatmaps, captioned POLICY / CORRECTOR per step and framed red while the corrector drives. None when the round
+    had no correction, no camera, or no video encoder (`av`, the `eval` extra)."""
+    try:
+        from rho.eval.video import Mp4Writer, compose, touch_panel
+    except ImportError:
+        return None
+    from PIL import Image
+
+    from rho.datagen.hdf5 import Dataset
+
+    with Dataset(shard, only_kept=False) as ds:
+        pick = next((i for i in range(len(ds)) if int(ds.group(i).attrs.get("intervened_steps", 0)) > 0), None)
+        if pick is None or "rgb_cam_high" not in ds.group(pick)["obs"]:
+            return None
+        ep = ds.episode(pick)
+    flags = ep.step_info.get("intervention", np.zeros(ep.num_samples, np.uint8))
+    pads = sorted(k[len("touch_net_"):] for k in ep.obs if k.startswith("touch_net_"))
+    try:
+        writer = Mp4Writer(fps)
+    except ImportError:
+        return None
+    for t in range(ep.num_samples):
+        cam = np.asarray(Image.fromarray(ep.obs["rgb_cam_high"][t]).resize((320, 240)))
+        if flags[t]:
+            cam = cam.copy()
+            cam[:4], cam[-4:], cam[:, :4], cam[:, -4:] = (220, 40, 40), (220, 40, 40), (220, 40, 40), (220, 40, 40)
+        taxels = np.stack([ep.obs[f"touch_{p}"][t][-1][..., 0] for p in pads]) if pads else np.zeros((4, 4, 4))
+        net = np.array([ep.obs[f"touch_net_{p}"][t][0] for p in pads]) if pads else np.zeros(4)
+        who = "CORRECTOR" if flags[t] else "POLICY"
+        caption = f"{ep.meta.get('instruction', '')[:34]} | t={t} {who}"
+        writer.add(compose(cam, touch_panel(taxels, net, pads or ["-"] * 4, 5.0), caption))
+    path = out / "videos" / f"{shard.stem}_demo_{pick}.mp4"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(writer.close())
+    return path
+
+
 def write_report(out: Path, state: dict[str, Any]) -> Path:
     """Write out/report.html from the session state; returns its path."""
     history = state.get("history", [])
@@ -65,6 +106,15 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     img = (f'<img alt="curves" src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else
            "<p>(plots need matplotlib: pip install 'rho-sim[eval]')</p>")
     head = "".join(f"<th>{html.escape(t)} success</th>" for t in tasks)
+    videos = []
+    for shard in sorted((out / "corrections").glob("round_*.hdf5")):
+        path = out / "videos"
+        found = sorted(path.glob(f"{shard.stem}_demo_*.mp4")) if path.is_dir() else []
+        video = found[0] if found else corrected_video(shard, out)
+        if video is not None:
+            videos.append(f'<figure><video controls muted src="videos/{html.escape(video.name)}" width="560"></video>'
+                          f"<figcaption>{html.escape(shard.stem)}: a corrected episode (red frame: the corrector "
+                          "drives)</figcaption></figure>")
     session = state.get("session", {})
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>rho online: {html.escape(str(session.get('task')))}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:3px 10px;text-align:right}}</style></head><body>
@@ -76,6 +126,7 @@ replay fraction {session.get('replay', {}).get('fraction')}; rounds done {state.
 <th>steps corrected</th>{head}<th>update</th></tr>{''.join(rows)}</table>
 <p>Success columns: the policy after that round's update on the fixed evaluation episodes (the same seeds every
 round). Episodes of a round are driven by the policy in use during the round, corrected when a trigger fired.</p>
+{"".join(videos)}
 </body></html>"""
     path = out / "report.html"
     path.write_text(page)

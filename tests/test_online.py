@@ -3,6 +3,7 @@ headless session (takeover, recording, update with replay, evaluation, resume af
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -135,7 +136,14 @@ def test_a_session_corrects_records_updates_evaluates_and_resumes(tiny_policy, t
     assert "updates/round_0002" in state["checkpoint"]
     cfg_yaml = (out / "updates" / "round_0002" / "config.yaml").read_text()
     assert "round_0001" in cfg_yaml and "intervention" in cfg_yaml and str(data) in cfg_yaml
-    assert (out / "report.html").read_text().count("<tr>") == 4  # header + rounds 0, 1, 2
+    page = (out / "report.html").read_text()
+    assert page.count("<tr>") == 4  # header + rounds 0, 1, 2
+    if importlib.util.find_spec("av") is not None:  # a video of a corrected episode per round
+        from rho.eval.video import probe
+
+        videos = sorted((out / "videos").glob("round_*.mp4"))
+        assert len(videos) == 2 and page.count("<video") == 2
+        assert probe(str(videos[0]))["frames"] == eps[[int(f.sum()) > 0 for f in flags].index(True)].num_samples
 
 
 def test_resuming_with_other_settings_is_refused(tiny_policy, tmp_path, monkeypatch):
