@@ -95,8 +95,16 @@ def write_report(out: Path, state: dict[str, Any]) -> Path:
     rows = []
     for h in history:
         c = h.get("collect") or {}
-        cells = "".join(f"<td>{h['success'][t]['successes']}/{h['success'][t]['episodes']}</td>"
-                        if t in h["success"] else "<td></td>" for t in tasks)
+        vs = h.get("vs_start") or {}
+
+        def cell(t: str, h=h, vs=vs) -> str:
+            if t not in h["success"]:
+                return "<td></td>"
+            v, d = h["success"][t], vs.get(t)
+            paired = "" if d is None else f" ({d['diff']:+.0%}, p={d['p_value']:.2g})"
+            return f"<td>{v['successes']}/{v['episodes']}{paired}</td>"
+
+        cells = "".join(cell(t) for t in tasks)
         rate = "" if h.get("intervention_rate") is None else f"{h['intervention_rate']:.1%}"
         status = "start" if h["round"] == 0 else ("accepted" if h.get("accepted", True) else
                                                  f"rolled back: {html.escape(h.get('rollback', ''))}")
@@ -125,7 +133,7 @@ replay fraction {session.get('replay', {}).get('fraction')}; rounds done {state.
 <table><tr><th>round</th><th>episodes</th><th>successes (with corrections)</th><th>corrected episodes</th>
 <th>steps corrected</th>{head}<th>update</th></tr>{''.join(rows)}</table>
 <p>Success columns: the policy after that round's update on the fixed evaluation episodes (the same seeds every
-round). Episodes of a round are driven by the policy in use during the round, corrected when a trigger fired.</p>
+round); in brackets the change against round 0 and McNemar's exact paired p-value on those episodes. Episodes of a round are driven by the policy in use during the round, corrected when a trigger fired.</p>
 {"".join(videos)}
 </body></html>"""
     path = out / "report.html"

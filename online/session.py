@@ -372,9 +372,11 @@ def run_session(cfg: OnlineCfg, log=print) -> dict[str, Any]:
         update_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         success = evaluate(cfg, new_ckpt, out / "eval" / tag)
+        vs_start = _vs_start(out, tag)
         accepted, why = _accept(cfg, state["history"], success)
         entry = {"round": r, "checkpoint": new_ckpt, "episodes": state["episodes"] + stats["episodes"],
                  "collect": stats, "intervention_rate": stats["intervention_rate"], "success": success,
+                 "vs_start": vs_start,
                  "accepted": accepted, "rollback": why, "update": {k: v for k, v in summary.items()
                                                                    if isinstance(v, (int, float, str))},
                  "collect_s": collect_s, "update_s": update_s, "eval_s": time.perf_counter() - t0}
@@ -402,6 +404,19 @@ def _accept(cfg: OnlineCfg, history: list[dict[str, Any]], success: dict[str, di
     drops = [f"{t} {before[t]['success_rate']:.0%} → {v['success_rate']:.0%}" for t, v in success.items()
              if t != cfg.task and t in before and before[t]["success_rate"] - v["success_rate"] > cfg.eval.rollback_drop]
     return (not drops), "; ".join(drops)
+
+
+def _vs_start(out: Path, tag: str) -> dict[str, dict[str, Any]]:
+    """Per task: this round's success minus the starting policy's on the same seeded episodes, with McNemar's exact
+    paired p-value (`rho eval compare ... test=mcnemar`); {} without a round-0 evaluation."""
+    from rho.eval.compare import compare
+
+    start, now = out / "eval" / "round_0000" / "report.json", out / "eval" / tag / "report.json"
+    if not (start.is_file() and now.is_file()):
+        return {}
+    rows = compare(start, now, test="mcnemar")["rows"]
+    return {r["task"]: {"diff": r["diff"], "p_value": r["p_value"], "test": r["test"]} for r in rows
+            if r["task"] != "all" and r["level"] != "all"}
 
 
 def _shard_stats(path: Path) -> dict[str, Any]:

@@ -123,6 +123,8 @@ def test_a_session_corrects_records_updates_evaluates_and_resumes(tiny_policy, t
     assert shard2.stat().st_mtime_ns == mtime  # the finished collection was not redone
     lines = [json.loads(x) for x in (out / sess.PROGRESS).read_text().splitlines()]
     assert [x["round"] for x in lines] == [0, 1, 2]
+    paired = lines[2]["vs_start"]["lift_block"]  # against round 0 on the same seeded episodes
+    assert paired["test"] == "mcnemar" and 0.0 <= paired["p_value"] <= 1.0
     # recordings: executed joint actions, per-step intervention flags, corrections happened (the policy is untrained)
     with Dataset(out / "corrections" / "round_0001.hdf5") as ds:
         assert ds.num_demos == 2
