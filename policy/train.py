@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -289,6 +289,25 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
+def _with_defaults(cfg: TrainCfg, saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved settings with the keys a newer rho added filled with their defaults (top-level keys, the data
+    config, the policy config when it is a dataclass), so resuming after an upgrade compares what was chosen, not
+    which keys existed. A section the schema cannot read back stays as saved: then it differs and the refusal
+    names it."""
+    from rho.config import config_from_dict
+
+    out = dict(saved)
+    for f in dataclasses.fields(TrainCfg):
+        if f.name not in out and f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+    sections = [("data", DataCfg)] + ([("policy", type(cfg.policy))] if dataclasses.is_dataclass(cfg.policy) else [])
+    for key, schema in sections:
+        if isinstance(saved.get(key), dict):
+            with suppress(ConfigError, ValueError):
+                out[key] = config_to_dict(config_from_dict(schema, saved[key]))
+    return out
+
+
 def _prune(root: Path, keep: int) -> None:
     if keep > 0:
         for old in sorted(root.glob("step_*"))[:-keep]:
@@ -297,6 +316,7 @@ def _prune(root: Path, keep: int) -> None:
 
 def _resume_mismatch(cfg: TrainCfg, saved: dict[str, Any], world: int, saved_world: int) -> list[str]:
     now = config_to_dict(cfg)
+    saved = _with_defaults(cfg, saved)
     out = [k for k in RESUME_MUST_MATCH if now.get(k) != saved.get(k)]
     return out + ([f"WORLD_SIZE ({saved_world} → {world})"] if world != saved_world else [])
 

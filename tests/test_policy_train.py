@@ -568,3 +568,21 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path):
     for out, why in ((blocker, "is a file"), (blocker / "run", "is a file"), ("", "out is empty")):
         with pytest.raises(ConfigError, match=why):
             train(TrainCfg(out=str(out), data=data, progress=False, tensorboard=False))
+
+
+def test_resume_after_an_upgrade_that_added_config_keys(sim, tmp_path):
+    """A run saved before keys existed (init_from, a source's `steps`) resumes: missing keys read as their
+    defaults; a setting that really differs is still refused."""
+    srcs = [SourceCfg(str(sim))]
+    train(_train_cfg(tmp_path / "r", srcs, steps=2, save_every=2), io=TINY_IO)
+    extra_path = latest_checkpoint(tmp_path / "r") / "extra.json"
+    extra = json.loads(extra_path.read_text())
+    saved = extra["train_cfg"]
+    del saved["init_from"]
+    for s in saved["data"]["sources"]:
+        del s["steps"]
+    extra_path.write_text(json.dumps(extra))
+    with pytest.raises(ConfigError, match="data"):
+        train(_train_cfg(tmp_path / "r", [SourceCfg(str(sim), weight=3.0)], steps=3, resume=True), io=TINY_IO)
+    resumed = train(_train_cfg(tmp_path / "r", srcs, steps=3, resume=True), io=TINY_IO)
+    assert resumed["start_step"] == 2 and resumed["steps"] == 3
