@@ -33,7 +33,11 @@ def test_policy_reproduces_its_training_demos(tmp_path):
     policy = load_config(PolicyCfg, overrides=[
         "backbone.image_size=32", "backbone.cnn_channels=[8,16]", "backbone.keypoints=8", "backbone.width=64",
         "backbone.depth=1", "backbone.heads=2", "expert.width=64", "expert.depth=2", "expert.heads=2",
-        "expert.horizon=8", "expert.flow_steps=5"])
+        "expert.horizon=8", "expert.flow_steps=5",
+        # measured 2026-12-07: with the (default) hashed-word text path this tiny config reproduced 0/2 demos at
+        # 2 000 steps and 1/2 at 3 000, with 80 byte tokens 2/2 at 2 000 — the word path at this size is an open
+        # question (issue 16); the recipe-size policy uses words (docs/results.md). The test checks the pipeline.
+        "backbone.tokenizer=bytes", "backbone.max_text_tokens=80"])
     # measured (lr 1e-3): 900 steps reproduce 1 of the 2 demos, 1 500 steps 2 or 1 depending on the initial weights,
     # 2 500 both; lr 2e-3 × 2 000 steps both (~2 min on one core of the 2-core CI machine)
     cfg = TrainCfg(out=str(tmp_path / "policy"), policy=policy, steps=2000, batch_size=32, num_workers=0,
