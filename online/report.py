@@ -62,7 +62,7 @@ def corrected_video(shard: Path, out: Path, fps: float = 25.0) -> Path | None:
     from rho.datagen.hdf5 import Dataset
 
     with Dataset(shard, only_kept=False) as ds:
-        pick = next((i for i in range(len(ds)) if int(ds.group(i).attrs.get("intervened_steps", 0)) > 0), None)
+        pick = next((i for i in range(ds.num_demos) if int(ds.group(i).attrs.get("intervened_steps", 0)) > 0), None)
         if pick is None or "rgb_cam_high" not in ds.group(pick)["obs"]:
             return None
         ep = ds.episode(pick)

@@ -118,8 +118,6 @@ def collect(cfg: OnlineCfg, checkpoint: str, first: int, count: int, path: Path)
     writer = ShardWriter(path, _env_args(env, entry, corrector), attrs={"online": _online_attrs(cfg, checkpoint)})
     meta = {"task": entry.name, "source": "sim_online", "policy": str(checkpoint), "corrector": corrector.name,
             "action_mode": "joint_pos", "backend": env.cfg.sim.backend}
-    stats = {"episodes": 0, "successes": 0, "steps": 0, "intervened_steps": 0, "interventions": 0,
-             "corrected_episodes": 0}
     try:
         obs, _ = env.reset()
         live: list[_Recording | None] = [None] * env.num_envs
@@ -154,15 +152,7 @@ def collect(cfg: OnlineCfg, checkpoint: str, first: int, count: int, path: Path)
             for i in np.flatnonzero(done):
                 r = live[i]
                 if r is not None:
-                    ok = bool(info["final_info"]["success"][i])
-                    ep = r.episode(ok, meta)
-                    writer.add(ep, f"demo_{r.index}")
-                    stats["episodes"] += 1
-                    stats["successes"] += int(ok)
-                    stats["steps"] += ep.num_samples
-                    stats["intervened_steps"] += int(ep.step_info["intervention"].sum())
-                    stats["interventions"] += int(ep.meta["interventions"])
-                    stats["corrected_episodes"] += int(ep.meta["interventions"] > 0)
+                    writer.add(r.episode(bool(info["final_info"]["success"][i]), meta), f"demo_{r.index}")
                 start(i)
                 progress[i] = 0.0
             if done.any():
@@ -178,8 +168,7 @@ def collect(cfg: OnlineCfg, checkpoint: str, first: int, count: int, path: Path)
         if hasattr(corrector, "close"):  # the human corrector: its device, viewer and event recording
             corrector.close()
         env.close()
-    stats["intervention_rate"] = stats["intervened_steps"] / max(1, stats["steps"])
-    return stats
+    return _shard_stats(path)
 
 
 def _env_args(env, entry, corrector) -> dict[str, Any]:
@@ -211,8 +200,8 @@ def update_config(cfg: OnlineCfg, round_: int, checkpoint: str, shards: list[Pat
 
     def correction_sources(path: Path, weight: float) -> list[SourceCfg]:
         with Dataset(path, only_kept=False) as ds:
-            success = any(bool(ds.group(i).attrs.get("success", False)) for i in range(len(ds)))
-            corrected = any(int(ds.group(i).attrs.get("intervened_steps", 0)) > 0 for i in range(len(ds)))
+            success = any(bool(ds.group(i).attrs.get("success", False)) for i in range(ds.num_demos))
+            corrected = any(int(ds.group(i).attrs.get("intervened_steps", 0)) > 0 for i in range(ds.num_demos))
         wi = u.intervention_weight
         out = []
         if corrected:
@@ -350,12 +339,8 @@ def run_session(cfg: OnlineCfg, log=print) -> dict[str, Any]:
         tag = f"round_{r:04d}"
         shard = out / "corrections" / f"{tag}.hdf5"
         t0 = time.perf_counter()
-        if shard.is_file():
-            stats = state.get("pending_stats") or _shard_stats(shard)
-        else:
-            stats = collect(cfg, state["checkpoint"], state["episodes"], cfg.update.every_episodes, shard)
-            state["pending_stats"] = stats
-            _atomic_json(out / STATE, state)
+        stats = _shard_stats(shard) if shard.is_file() else collect(cfg, state["checkpoint"], state["episodes"],
+                                                                       cfg.update.every_episodes, shard)
         collect_s = time.perf_counter() - t0
         shards = sorted((out / "corrections").glob("round_*.hdf5"))[:r]
         tcfg = update_config(cfg, r, state["checkpoint"], shards, out / "updates" / tag)
@@ -384,7 +369,6 @@ def run_session(cfg: OnlineCfg, log=print) -> dict[str, Any]:
         state["round"], state["episodes"] = r, state["episodes"] + stats["episodes"]
         if accepted:
             state["checkpoint"] = new_ckpt
-        state.pop("pending_stats", None)
         _append_progress(out, entry)
         _atomic_json(out / STATE, state)
         log(f"round {r}: interventions {stats['intervention_rate']:.0%} of steps, corrected episodes "
@@ -420,11 +404,11 @@ def _vs_start(out: Path, tag: str) -> dict[str, dict[str, Any]]:
 
 
 def _shard_stats(path: Path) -> dict[str, Any]:
-    """A finished round's collection figures, read back from its shard (a session killed after collecting)."""
+    """A round's collection figures, read back from its finished shard (also after a kill)."""
     from rho.datagen.hdf5 import Dataset
 
     with Dataset(path, only_kept=False) as ds:
-        attrs = [ds.group(i).attrs for i in range(len(ds))]
+        attrs = [ds.group(i).attrs for i in range(ds.num_demos)]
         steps = [int(a.get("num_samples", 0)) for a in attrs]
         inter = [int(a.get("intervened_steps", 0)) for a in attrs]
         return {"episodes": len(attrs), "successes": int(sum(bool(a.get("success", False)) for a in attrs)),

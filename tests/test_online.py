@@ -192,3 +192,8 @@ def test_intervention_steps_source_draws_only_corrected_steps(tmp_path):
     got = sorted(src.locate("train", j) for j in range(src.num_frames("train")))
     assert got == [(0, 1), (0, 2), (0, 4), (2, 0)]
     assert Source(SourceCfg(str(path), only_success=False), 0, layout, 0.0, 0).num_frames("train") == 10
+    # the round's figures come back from the shard by demo (10 steps, 3 demos: not by sample)
+    from rho.online.session import _shard_stats
+
+    stats = _shard_stats(path)
+    assert (stats["episodes"], stats["successes"], stats["steps"]) == (3, 1, 10)
