@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,40 +74,62 @@ def export_robomimic(src: str | Path, out: str | Path | None = None, *, valid_fr
 
     Returns a summary: out, demos, samples, masks (counts), obs keys with their exported shapes, mimic keys and
     what could not be annotated, bytes."""
+    return export_file(src, out, "robomimic", valid_fraction=valid_fraction, seed=seed, mimic=mimic,
+                       overwrite=overwrite)
+
+
+StatesWriter = Callable[[str, h5py.Group, h5py.Group], bool]  # (demo name, native demo, exported demo) → written?
+
+
+def export_file(src: str | Path, out: str | Path | None, fmt: str, *, valid_fraction: float = 0.1, seed: int = 0,
+                mimic: bool = False, overwrite: bool = False, next_obs: bool = True,
+                states: StatesWriter | None = None, prepare: Callable[[Dataset], StatesWriter] | None = None,
+                meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The export both `export_robomimic` and `rho.datagen.isaaclab_export.export_isaaclab` write: checks, a
+    temporary file renamed when complete, the layout of the module docstring. `fmt` names the format (the file's
+    `format` attribute, the default out `<src>_<fmt>.hdf5`); `next_obs` writes next_obs; `states` (or
+    `prepare(dataset)`, which returns it once the dataset is open) writes a demo's states in place of the flat
+    `states` dataset; `meta` is added to `env_args.rho_export`."""
     src = Path(src)
-    out = Path(out) if out else src.with_name(f"{src.name.removesuffix('.hdf5')}_robomimic.hdf5")
+    out = Path(out) if out else src.with_name(f"{src.name.removesuffix('.hdf5')}_{fmt}.hdf5")
     if not 0 <= valid_fraction < 1:
         raise DatasetError(f"valid_fraction={valid_fraction}: expected a share of the demos in [0, 1), e.g. 0.1")
     if out.suffix not in (".hdf5", ".h5"):
-        raise DatasetError(f"out={out}: robomimic reads one .hdf5 file. Fix: out=<name>.hdf5")
+        raise DatasetError(f"out={out}: {fmt} reads one .hdf5 file. Fix: out=<name>.hdf5")
     if out.exists() and not overwrite:
         raise DatasetError(f"out={out} exists. Fix: pick another out=... or pass --overwrite to replace it")
     if out.resolve() == src.resolve():
         raise DatasetError(f"out={out} is the dataset itself. Fix: pick another out=...")
     ds = Dataset(src)
-    if not ds.num_demos:
-        ds.close()
-        raise DatasetError(f"{src}: no demos to export")
-    src_bytes = src.stat().st_size if src.is_file() else sum(p.stat().st_size for p in src.iterdir() if p.is_file())
-    need, free = 2 * src_bytes + MARGIN, free_bytes(out.parent)  # obs and next_obs: twice the data
-    if free is not None and free < need:
-        ds.close()
-        raise DatasetError(f"{out.parent}: {mib(free)} free, the export needs up to {mib(need)} (observations are "
-                           "written twice: obs and next_obs). Fix: free space or choose out= on another filesystem")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        summary = _write(ds, src, tmp, valid_fraction, seed, mimic)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        if not ds.num_demos:
+            raise DatasetError(f"{src}: no demos to export")
+        src_bytes = src.stat().st_size if src.is_file() else sum(p.stat().st_size for p in src.iterdir()
+                                                                  if p.is_file())
+        copies = 2 if next_obs else 1
+        need, free = copies * src_bytes + MARGIN, free_bytes(out.parent)
+        if free is not None and free < need:
+            raise DatasetError(f"{out.parent}: {mib(free)} free, the export needs up to {mib(need)}"
+                               + (" (observations are written twice: obs and next_obs)" if next_obs else "")
+                               + ". Fix: free space or choose out= on another filesystem")
+        if prepare is not None:
+            states = prepare(ds)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            summary = _write(ds, src, tmp, valid_fraction, seed, mimic, fmt, next_obs, states,
+                             meta if meta is not None else {})
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     finally:
         ds.close()
     os.replace(tmp, out)
     return {"out": str(out), **summary, "bytes": out.stat().st_size}
 
 
-def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, mimic: bool) -> dict[str, Any]:
+def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, mimic: bool, fmt: str,
+           next_obs: bool, states_writer: StatesWriter | None, meta: Mapping[str, Any]) -> dict[str, Any]:
     args = ds.env_args()
     spec = {k["name"]: k for k in args.get("obs_spec") or []}
     arms = _arm_names(args)
@@ -118,7 +140,7 @@ def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, 
     skipped: set[str] = set()
     total, states = 0, 0
     with h5py.File(tmp, "w") as f:
-        f.attrs.update({"producer": "rho", "format": "robomimic", "rho_format_version": FORMAT_VERSION,
+        f.attrs.update({"producer": "rho", "format": fmt, "rho_format_version": FORMAT_VERSION,
                         "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         data = f.create_group("data")
         for i, name in enumerate(names):
@@ -131,10 +153,13 @@ def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, 
                     d.create_dataset(key, data=g[key][()].astype(np.float32))
             d.create_dataset("rewards", data=g["rewards"][()].astype(np.float32))
             d.create_dataset("dones", data=g["dones"][()].astype(np.uint8))
-            if "states" in g and "sim" in g["states"]:
+            if states_writer is not None:
+                states += bool(states_writer(name, g, d))
+            elif "states" in g and "sim" in g["states"]:
                 d.create_dataset("states", data=g["states/sim"][()])
                 states += 1
-            obs, nxt = d.create_group("obs"), d.create_group("next_obs")
+            obs = d.create_group("obs")
+            nxt = d.create_group("next_obs") if next_obs else None
             raw: dict[str, np.ndarray] = {}
             for key, dset in g["obs"].items():
                 arr = raw[key] = dset[()]
@@ -143,6 +168,8 @@ def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, 
                 exported.setdefault(key, list(flat.shape[1:]))
                 after = np.concatenate([flat[1:], flat[-1:]]) if len(flat) else flat
                 for grp, a in ((obs, flat), (nxt, after)):
+                    if grp is None:
+                        continue
                     if _is_image(a):
                         grp.create_dataset(key, data=a, chunks=(1, *a.shape[1:]), **IMAGE_COMPRESSION)
                     else:
@@ -156,8 +183,8 @@ def _write(ds: Dataset, src: Path, tmp: Path, valid_fraction: float, seed: int, 
             d.attrs["num_samples"] = t
         data.attrs["total"] = total
         env_args = consumer_env_args(args)
-        env_args["rho_export"] = {"format": "robomimic", "source": str(src), "obs_shapes": shapes,
-                                  "next_obs_last": "repeats obs[T-1]"}
+        env_args["rho_export"] = {"format": fmt, "source": str(src), "obs_shapes": shapes,
+                                  **({"next_obs_last": "repeats obs[T-1]"} if next_obs else {}), **meta}
         data.attrs["env_args"] = json.dumps(env_args, default=str)
         masks = _masks(ds, src, names, valid_fraction, seed)
         grp = f.create_group("mask")
@@ -273,6 +300,31 @@ def _datagen_info(info: h5py.Group, obs: Mapping[str, np.ndarray], spec: Mapping
     if not signals:
         missing.add(f"subtask_term_signals (task {args.get('task')!r} defines no mimic_subtask_signals)")
     return missing
+
+
+def pad_grasp(obs: Mapping[str, np.ndarray], arm: str, force: float, release: float = 0.5,
+              release_steps: int = 2) -> np.ndarray | None:
+    """(T,) bool: `arm`'s gripper holds something — both its pads press with a normal force above `force` (N),
+    read from the recorded `touch_net_<arm>_a` / `_b` (after the sensor model: what the experts act on). A grasp
+    that formed holds until the weaker pad has stayed under `release` × `force` for `release_steps` steps in a
+    row: closing on an object the pads' force rings around the threshold for a step or two, and a firm grip loses
+    one pad's contact for a single touch sample now and then (seen in busybox_pull_wire and
+    plug_insertion_occluded demos), neither of which is a release. None when the pads were not recorded (touch
+    off). A helper of the tasks' `mimic_subtask_signals`."""
+    keys = (f"touch_net_{arm}_a", f"touch_net_{arm}_b")
+    if not all(k in obs for k in keys):
+        return None
+    low = np.minimum(np.asarray(obs[keys[0]])[:, 0], np.asarray(obs[keys[1]])[:, 0])  # the weaker pad (N)
+    out = np.zeros(len(low), bool)
+    held, below = False, 0
+    for t, f in enumerate(low):
+        if not held:
+            held, below = bool(f > force), 0
+        else:
+            below = below + 1 if f <= release * force else 0
+            held = below < release_steps
+        out[t] = held
+    return out
 
 
 def pose_matrices(pose: np.ndarray) -> np.ndarray:

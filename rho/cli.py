@@ -13,6 +13,7 @@
     rho dataset view <path> [demo=0 out=demo.png|demo.rrd frames=10]              cameras, touch, joints
     rho dataset export-lerobot <path> <out_dir> [repo_id=... vcodec=h264] [--images]  LeRobotDataset v3.0
     rho dataset export-robomimic <path> [out=x.hdf5 valid_fraction=0.1 mimic=false]  robomimic / Isaac Lab file
+    rho dataset export-isaaclab <path> [out=x.hdf5 mimic=true quat=xyzw|wxyz]     Isaac Lab file: state dicts
     rho dataset import-lerobot <lerobot_dir> <out.hdf5> [episodes=0,3] [--no-video]  v2.1 / v3.0 → HDF5
     rho dataset describe-lerobot <lerobot_dir>                                    features and their rho keys
     rho dataset convert <old.hdf5|dir> <new.hdf5|dir> [tol=1e-4]                  upgrade an older format_version
@@ -107,6 +108,17 @@ class DatasetExportRobomimicCfg:
     valid_fraction: float = 0.1  # demos in mask/valid when the dataset has no validation split (>= 1 of 2+ demos)
     seed: int = 0  # shuffle seed of that default split
     mimic: bool = False  # also write Isaac Lab Mimic annotations (obs/datagen_info: eef, object poses, signals)
+
+
+@dataclass
+class DatasetExportIsaacLabCfg:
+    """Settings of `rho dataset export-isaaclab`."""
+
+    out: str | None = None  # output .hdf5 file (default: <dataset>_isaaclab.hdf5 beside the dataset)
+    mimic: bool = True  # write Isaac Lab Mimic annotations (obs/datagen_info: eef, object poses, subtask signals)
+    quat: str = "xyzw"  # quaternion order of root_pose: xyzw (Isaac Lab 3.x) or wxyz (Isaac Lab 2.x)
+    valid_fraction: float = 0.1  # demos in mask/valid when the dataset has no validation split (>= 1 of 2+ demos)
+    seed: int = 0  # shuffle seed of that default split
 
 
 @dataclass
@@ -254,7 +266,7 @@ COMMAND_HELP: dict[str, Command] = {
                        "task=all records every task with a scripted expert under out/<task>; env.* are the task's "
                        "env config (shown for task=lift_block; add task=<name> for another)"),
     "dataset": Command("inspect and convert datasets", "rho dataset check|info|split|merge|replay|view|"
-                       "export-lerobot|export-robomimic|import-lerobot|describe-lerobot|convert <path> ... "
+                       "export-lerobot|export-robomimic|export-isaaclab|import-lerobot|describe-lerobot|convert <path> ... "
                        "[key=value ...]",
                        "rho dataset check runs/datasets/lift_block", (),
                        note="rho dataset <subcommand> --help for each one's keys"),
@@ -283,6 +295,12 @@ COMMAND_HELP: dict[str, Command] = {
                                         "rho dataset export-robomimic <path> [key=value ...]",
                                         "rho dataset export-robomimic runs/datasets/lift out=runs/lift_robomimic.hdf5 "
                                         "mimic=true", ("--overwrite", J), _fixed(DatasetExportRobomimicCfg)),
+    "dataset export-isaaclab": Command("export as one Isaac Lab dataset file: initial_state / states as Isaac Lab's "
+                                       "articulation / rigid_object dicts (env.reset_to, replay --validate_states), "
+                                       "Isaac Lab Mimic annotations (docs/datasets.md)",
+                                       "rho dataset export-isaaclab <path> [key=value ...]",
+                                       "rho dataset export-isaaclab runs/datasets/lift out=runs/lift_isaaclab.hdf5",
+                                       ("--overwrite", J), _fixed(DatasetExportIsaacLabCfg)),
     "dataset import-lerobot": Command("import a LeRobotDataset (v2.1 / v3.0) into HDF5", "rho dataset "
                                       "import-lerobot <lerobot_dir> <out.hdf5> [key=value ...]",
                                       "rho dataset import-lerobot runs/lerobot/lift lift.hdf5 episodes=0,3",
@@ -523,7 +541,7 @@ def cmd_datagen(args: list[str]) -> int:
 
 
 DATASET_ARGS = {"check": 1, "info": 1, "split": 1, "merge": -2, "replay": 1, "view": 1, "export-lerobot": 2,
-                "export-robomimic": 1, "import-lerobot": 2, "describe-lerobot": 1, "convert": 2}  # positional paths (-n: at least n)
+                "export-robomimic": 1, "export-isaaclab": 1, "import-lerobot": 2, "describe-lerobot": 1, "convert": 2}  # positional paths (-n: at least n)
 
 
 def _demo_in_range(path: str, demo: int) -> None:
@@ -544,8 +562,8 @@ def cmd_dataset(args: list[str]) -> int:
     sub = args[0] if args else ""
     overrides, flags = parse_cli(args[1:], flags_take_values=False)
     paths = [o for o in overrides if "=" not in o]
-    usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|export-robomimic|import-lerobot|" \
-            "describe-lerobot|convert <path> ... (rho dataset <subcommand> --help)"
+    usage = "usage: rho dataset check|info|split|merge|replay|view|export-lerobot|export-robomimic|export-isaaclab|" \
+            "import-lerobot|describe-lerobot|convert <path> ... (rho dataset <subcommand> --help)"
     if sub not in DATASET_ARGS or not paths:
         print(usage, file=sys.stderr)
         return 2
@@ -602,6 +620,12 @@ def cmd_dataset(args: list[str]) -> int:
 
             result = export_robomimic(paths[0], opts.out, valid_fraction=opts.valid_fraction, seed=opts.seed,
                                       mimic=opts.mimic, overwrite="--overwrite" in flags)
+        elif sub == "export-isaaclab":
+            from rho.datagen.isaaclab_export import export_isaaclab
+
+            result = export_isaaclab(paths[0], opts.out, mimic=opts.mimic, quat=opts.quat,
+                                     valid_fraction=opts.valid_fraction, seed=opts.seed,
+                                     overwrite="--overwrite" in flags)
         elif sub == "import-lerobot":
             from rho.datagen.lerobot import import_to_hdf5
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +73,8 @@ NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 JACK_BREAK = 0.003  # displacement from the seat at which the seat lets go (m)
 JACK_PULLED = 0.03  # displacement from the seat that counts as pulled out (m)
 JACK_CAPTURE = (0.002, 0.003)  # the seat latches a jack within this lateral, vertical distance (m)
+TOUCH_MOVED = {"button": 0.001, "switch": 0.05}  # a pressed control touched: moved from its start (m, rad)
+GRASP_FORCE = 1.0  # per-pad normal force that counts as grasping a control (N)
 
 
 @dataclass
@@ -275,6 +278,34 @@ class BusyBoxEnv(BatchedEnv, abc.ABC):
         self.clicked |= self.control_state()[:, :4] >= BUTTON_CLICK
         success, progress = self._metrics()
         return {"success": success, "progress": np.clip(progress, 0.0, 1.0)}
+
+    @classmethod
+    def mimic_subtask_signals(cls, obs: Mapping[str, np.ndarray], env_config: Mapping[str, Any]
+                              ) -> dict[str, np.ndarray]:
+        """Isaac Lab Mimic subtask termination signal of a recorded demo, from its observations (`rho dataset
+        export-robomimic mimic=true`, `rho dataset export-isaaclab`): the end of the reach, the first of the
+        operating arm's two subtasks (the second, operating the control, is final; both relative to the target
+        control), as a (T,) bool:
+
+        - `touch_control` for pressed controls (push_button, flip_switch: fingertips, which carry no taxels): the
+          target control (`target`, `control_state`) has moved from where it started by more than
+          `TOUCH_MOVED` (a button 1 mm into its 8 mm travel, a switch 0.05 rad of its ±0.35 rad) — more than the
+          controls settle after the reset;
+        - `grasp_control` for grasped ones (move_slider, turn_knob, pull_wire, insert_wire): both pads of one
+          gripper press above `GRASP_FORCE` (1 N), from the recorded pad forces (`pad_grasp`: a grasp holds while
+          both pads stay above half of it); left out without recorded pad forces (touch off)."""
+        from rho.datagen.robomimic import pad_grasp
+
+        if "target" not in obs or "control_state" not in obs or not len(obs["target"]):
+            return {}
+        k = int(np.asarray(obs["target"])[0, 0])
+        kind = CONTROLS[k].split("_")[0]
+        if kind in TOUCH_MOVED:
+            state = np.asarray(obs["control_state"], float)[:, k]
+            return {"touch_control": np.abs(state - state[0]) > TOUCH_MOVED[kind]}
+        arms = [pad_grasp(obs, arm, GRASP_FORCE) for arm in ("left", "right")]
+        arms = [a for a in arms if a is not None]
+        return {"grasp_control": np.logical_or.reduce(arms)} if arms else {}
 
     @abc.abstractmethod
     def _metrics(self) -> tuple[np.ndarray, np.ndarray]:

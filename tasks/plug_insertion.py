@@ -31,6 +31,7 @@ Success conditions:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,9 @@ INSTRUCTIONS = ("plug the {p} into the power strip", "insert the {c} {p} into it
 STRIP_XY = (-0.07, 0.0)  # nominal front-face centre of the strip (m)
 PLUG_XY = (0.02, 0.0)  # nominal plug face centre (m)
 GRIP_BEHIND = 0.045  # a TCP holding the plug sits this far behind its face (m): fingertips clear the strip
+ALIGN_LATERAL = 0.008  # plug face centre to outlet axis that counts as in front of the outlet (m): more than the
+# occluded expert's widest search (3 mm estimate error + 4.5 mm spiral), so a search stays "aligned"
+ALIGN_DEPTH = -0.02  # prong tips at most this far outside the face (insertion_depth, m) count as in front of it
 
 
 @dataclass
@@ -237,6 +241,42 @@ class PlugInsertionEnv(BatchedEnv):
                 "strip_pose": self._pose(ids["strip_q"]), "plug_in_socket": rel.astype(np.float32),
                 "insertion_depth": depth[:, None].astype(np.float32),
                 "plug_type": np.eye(len(PLUG_TYPES), dtype=np.float32)[self._onehot[self._state["kind"]]]}
+
+    @classmethod
+    def mimic_subtask_signals(cls, obs: Mapping[str, np.ndarray], env_config: Mapping[str, Any]
+                              ) -> dict[str, np.ndarray]:
+        """Isaac Lab Mimic subtask termination signals of a recorded demo, from its observations (`rho dataset
+        export-robomimic mimic=true`, `rho dataset export-isaaclab`); each (T,) bool:
+
+        - `hold_strip` (left arm; its only other subtask, holding, is final): both left pads press above
+          `grasp_force` (N) — the strip's handle is the only thing the left gripper closes on;
+        - `grasp_plug` (right arm, subtask 1 of 3, relative to the plug): both right pads press above `grasp_force`;
+        - `plug_aligned` (right arm, subtask 2 of 3, relative to the socket; insertion is the final subtask): the
+          plug is in front of its outlet, ready to be pushed — prong tips within 2 cm of the face
+          (`insertion_depth` > −0.02 m), the face centre within `ALIGN_LATERAL` (8 mm) of the outlet axis
+          (`plug_in_socket`) and the plug's frame within `angle_tol` (rad) of the outlet's (`plug_pose`,
+          `socket_pose` quaternions; the outlet frame is the strip's).
+
+        Grasps hold while both pads stay above half of `grasp_force` (`pad_grasp`). Without recorded pad forces
+        (touch off) the grasp signals are left out."""
+        from rho.datagen.robomimic import pad_grasp
+
+        force = float(env_config.get("grasp_force", PlugInsertionCfg.grasp_force))
+        out: dict[str, np.ndarray] = {}
+        for name, arm in (("hold_strip", "left"), ("grasp_plug", "right")):
+            sig = pad_grasp(obs, arm, force)
+            if sig is not None:
+                out[name] = sig
+        if all(k in obs for k in ("plug_in_socket", "insertion_depth", "plug_pose", "socket_pose")):
+            rel = np.asarray(obs["plug_in_socket"], float)
+            qp, qs = np.asarray(obs["plug_pose"], float)[:, 3:], np.asarray(obs["socket_pose"], float)[:, 3:]
+            dot = np.abs(np.sum(qp * qs, axis=1)) / (np.linalg.norm(qp, axis=1) * np.linalg.norm(qs, axis=1))
+            angle = 2 * np.arccos(np.clip(dot, 0.0, 1.0))
+            tol = float(env_config.get("angle_tol", PlugInsertionCfg.angle_tol))
+            out["plug_aligned"] = ((np.hypot(rel[:, 1], rel[:, 2]) <= ALIGN_LATERAL)
+                                   & (np.asarray(obs["insertion_depth"], float)[:, 0] > ALIGN_DEPTH)
+                                   & (angle <= tol))
+        return out
 
     def _pose(self, qadr: int) -> np.ndarray:
         return self.qpos[:, qadr:qadr + 7].astype(np.float32)

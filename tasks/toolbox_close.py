@@ -31,6 +31,7 @@ Success conditions:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ INSTRUCTIONS = ("close the toolbox", "close the {c} toolbox", "shut the lid of t
                 "latch the lid of the {c} toolbox")
 TOOLBOX = ToolboxSpec()
 NAME = "toolbox"
+LID_DOWN = 0.1  # lid angle below which the lid is down on the seal (rad; it rests at about seal_angle, 0.052)
 
 
 @dataclass
@@ -260,6 +262,31 @@ class ToolboxCloseEnv(BatchedEnv):
     def _get_dones(self, metrics: dict[str, np.ndarray]) -> np.ndarray:
         """Terminate on success, and on tipping the box (a failure no later action undoes)."""
         return metrics["success"] | metrics["tipped"]
+
+    @classmethod
+    def mimic_subtask_signals(cls, obs: Mapping[str, np.ndarray], env_config: Mapping[str, Any]
+                              ) -> dict[str, np.ndarray]:
+        """Isaac Lab Mimic subtask termination signals of a recorded demo, from its observations (`rho dataset
+        export-robomimic mimic=true`, `rho dataset export-isaaclab`); each (T,) bool, relative to the toolbox:
+
+        - `hold_box` (right arm, the steadying one; holding on is its final subtask): both right pads press above
+          `grasp_force` (N), what `evaluate` calls held, from the recorded pad forces (`pad_grasp`: a grasp holds
+          while both pads stay above half of it);
+        - `lid_down` (left arm, subtask 1 of 2: reach the tab and swing the lid shut; the press that latches it is
+          the final subtask): the lid angle (`lid_angle`) is below `LID_DOWN` (0.1 rad) — down on the seal, which
+          it meets at 0.052 rad.
+
+        Without recorded pad forces (touch off) `hold_box` is left out."""
+        from rho.datagen.robomimic import pad_grasp
+
+        out: dict[str, np.ndarray] = {}
+        hold = pad_grasp(obs, ("left", "right")[cls.steady_arm],
+                         float(env_config.get("grasp_force", ToolboxCloseCfg.grasp_force)))
+        if hold is not None:
+            out["hold_box"] = hold
+        if "lid_angle" in obs:
+            out["lid_down"] = np.asarray(obs["lid_angle"], float)[:, 0] < LID_DOWN
+        return out
 
     def _get_rewards(self, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tcp = self.site_xpos[:, self.tcp_site]  # (n, arms, 3)
