@@ -30,11 +30,15 @@ Isaac Lab Mimic annotations (`mimic=true`), read by `isaaclab_mimic.datagen.Data
 - `target_eef_pose/<arm>`: the TCP target an `ee_delta` step commands, i.e. the running target after step t's
   action (`obs/ee_target[t + 1]`; the last step repeats the previous target) — only where `ee_target` was recorded;
 - `object_pose/<name>`: every task observation with unit `m|quat_wxyz` and shape (7,) (`block_pose` → `block`);
-- `subtask_term_signals/<name>`: (T,) bool, only for tasks that define `mimic_subtask_signals` (lift_block: `grasp`).
+- `subtask_term_signals/<name>`: (T,) bool, from the task's `mimic_subtask_signals(obs, env_config)` (every sim
+  task defines them: lift_block `grasp`; plug_insertion(_occluded) `hold_strip`, `grasp_plug`, `plug_aligned`;
+  toolbox_close `hold_box`, `lid_down`; busybox_push_button / flip_switch `touch_control`; busybox_move_slider /
+  turn_knob / pull_wire / insert_wire `grasp_control` — see each task's docstring for its arm and subtask).
 
-Not exported: Isaac Lab's `initial_state` / `states` dicts (`articulation/<name>/joint_position`, ...) used by its
-`env.reset_to` — rho's envs restore the flat MuJoCo state, which `states` holds; LeRobot-imported real data has no
-states and no sim env (its `env_name` is empty).
+Not in this file: Isaac Lab's `initial_state` / `states` dicts (`articulation/<name>/joint_position`, ...) used by
+its `env.reset_to` — `states` is robomimic's flat (T, D) dataset here; `rho dataset export-isaaclab`
+(`rho.datagen.isaaclab_export`, the same writer, `export_file`) writes an Isaac Lab file with those dicts instead.
+LeRobot-imported real data has no states and no sim env (its `env_name` is empty).
 """
 
 from __future__ import annotations
