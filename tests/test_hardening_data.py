@@ -454,3 +454,13 @@ def test_incomplete_run_gives_the_command_that_finishes_it(tiny, tmp_path, capsy
     assert tools.check(ds)[0] == []
     for a, b in zip(_actions(ds), _actions(tiny), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cached_read_handles_bound_their_chunk_cache(tiny):
+    """Readers keep one h5py handle per shard and the datasets of up to 4 096 demos open; with HDF5's own 8 MiB chunk
+    cache per dataset, building a frame cache of 1 000 demos x 3 cameras grew a training run past 13 GiB (OOM)."""
+    with Dataset(tiny) as ds:
+        arrays = ds.datasets(0)
+        for d in (arrays["actions"], next(v for k, v in arrays.items() if k.startswith("obs/rgb_"))):
+            assert d.file.id.get_access_plist().get_cache()[2] == hdf5.CHUNK_CACHE_BYTES
+    assert hdf5.CHUNK_CACHE_BYTES <= 1 << 20
