@@ -239,6 +239,14 @@ class TwoStagePolicy(nn.Module):
             x = torch.add(x, self.expert.velocity(x, cond[i:i + 1], ctx), alpha=-1.0 / n)  # Euler, t → t − 1/n
         return x
 
+    def aux_predict(self, prefix: Prefix) -> Tensor:
+        """(b, aux_dim) auxiliary targets (z-scored per source) predicted from the masked mean of the prefix tokens
+        (policy.aux_dim > 0; training and diagnostics only)."""
+        if self.aux_head is None:
+            raise ValueError("this model has no auxiliary head (policy.aux_dim=0)")
+        m = prefix.mask[..., None].float()  # (b, n, 1)
+        return self.aux_head((prefix.tokens * m).sum(1) / m.sum(1).clamp(min=1))
+
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
         """Flow-matching loss on a batch of the training contract (see `rho.policy`), masked by action_pad."""
         dev = self.device
@@ -255,10 +263,8 @@ class TwoStagePolicy(nn.Module):
         loss = (err * valid).sum() / valid.sum().clamp(min=1)
         logs = {"loss": float(loss.detach()), "valid_frac": float(valid.float().mean())}
         if self.aux_head is not None and batch.get("aux") is not None:
-            m = prefix.mask[..., None].float()  # (b, n, 1)
-            pooled = (prefix.tokens * m).sum(1) / m.sum(1).clamp(min=1)  # (b, d)
             aux_mask = batch["aux_mask"].to(dev).float()  # (b, X)
-            aux_err = (self.aux_head(pooled) - batch["aux"].to(dev)) ** 2 * aux_mask
+            aux_err = (self.aux_predict(prefix) - batch["aux"].to(dev)) ** 2 * aux_mask
             aux = aux_err.sum() / aux_mask.sum().clamp(min=1)
             logs["flow_loss"], logs["aux_loss"] = logs["loss"], float(aux.detach())
             loss = loss + self.cfg.aux_weight * aux

@@ -555,6 +555,22 @@ def test_aux_loss_trains_the_prefix(sim, tmp_path):
     assert any("aux_loss" in r and "flow_loss" in r for r in rows)
     assert any("valid_aux_loss" in r for r in rows)
 
+    # per-source diagnosis of the checkpoint (python -m rho.policy.diagnose): the same held-out demos the run
+    # validated on, the aux error in the source's units (m), deterministic
+    from rho.policy import diagnose
+
+    ckpt = latest_checkpoint(tmp_path / "aux")
+    rows = diagnose.per_source_validation(ckpt, samples=6, batch=4)
+    assert rows == diagnose.per_source_validation(ckpt, samples=6, batch=4)
+    (row,) = rows
+    assert row["valid_demos"] >= 1 and np.isfinite(row["flow_loss"]) and row["flow_loss"] > 0
+    assert row["aux_keys"] == ["block_pose[0:3]"] and len(row["aux_abs_err"]) == len(row["aux_std"]) == 3
+    assert all(0 < e < 1.0 for e in row["aux_abs_err"])  # metres: an untrained head is off, but not by a metre
+    src = build_sources(cfg.data, Layout.from_policy(policy), 0)[0]
+    np.testing.assert_allclose(row["aux_std"], src.aux_std, rtol=1e-6)
+    assert diagnose.main([str(ckpt), "samples=4"]) == 0
+    assert diagnose.main([str(tmp_path / "nothing")]) == 1 and diagnose.main([str(ckpt), "bogus=1"]) == 2
+
 
 def test_bad_out_is_refused_before_any_data_is_read(tmp_path):
     """An output path that cannot hold the run fails first, naming it (the data path here does not even exist)."""
