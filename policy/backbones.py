@@ -134,11 +134,13 @@ class _TextFusion(Backbone):
         self.blocks = nn.ModuleList(Block(w, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(w)
 
-    def fuse(self, x: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
-        """camera tokens x (b, k, m, w), image_mask (b, k) → tokens (b, k·m + t, w), mask (b, k·m + t)"""
+    def fuse(self, x: Tensor, image_mask: Tensor, instruction: list[str],
+             tokens: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """camera tokens x (b, k, m, w), image_mask (b, k) → tokens (b, k·m + t, w), mask (b, k·m + t);
+        `tokens`: the instruction's (ids, mask) when the caller has them already"""
         b, k, m, _ = x.shape
         img_mask = image_mask[:, :, None].expand(b, k, m)
-        ids, txt_mask = self.tokenizer(instruction)  # (b, t)
+        ids, txt_mask = tokens if tokens is not None else self.tokenizer(instruction)  # (b, t)
         t = self.txt_emb(ids.to(x.device)) + self.txt_pos
         tokens = torch.cat([x.flatten(1, 2), t], dim=1)  # (b, n, w)
         mask = torch.cat([img_mask.flatten(1), txt_mask.to(x.device)], dim=1)  # (b, n); the begin token is valid
@@ -208,10 +210,17 @@ class ConvStem(nn.Module):
             cin = c
         self.out_channels = cin
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, film: Tensor | None = None) -> Tensor:
+        """`film` (B, 2·ΣC): per stage, (scale, shift) of its output channels, x ← x·(1 + scale) + shift."""
+        at = 0
         for down, res in zip(self.down, self.res, strict=True):
             x = down(x)
             x = x + res(x)
+            if film is not None:
+                c = x.shape[1]
+                scale, shift = film[:, at:at + c], film[:, at + c:at + 2 * c]
+                x = x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+                at += 2 * c
         return x
 
 
@@ -232,18 +241,31 @@ class ConvBackbone(_TextFusion):
         self.kp_proj = nn.Linear(2, w)
         self.pool_proj = nn.Linear(chans[-1], w)
         self.kp_emb = nn.Parameter(torch.randn(1, k, cfg.keypoints + 1, w) * 0.02)  # per camera, keypoint (+ pool)
+        # FiLM (Perez et al. 2018; RT-1's instruction-conditioned image encoder): per camera, the mean word embedding
+        # → every stage's channel scales and shifts; zero-initialized, so training starts from the plain CNN
+        self.film = nn.ModuleList(nn.Linear(w, 2 * sum(chans)) for _ in range(k)) if cfg.film else None
+        if self.film is not None:
+            for lin in self.film:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         if cfg.freeze:
             self.freeze_()
 
     def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
         per_cam = []
+        tokens = self.tokenizer(instruction) if self.film is not None else None
+        if tokens is not None:
+            ids, mask = tokens[0].to(images.device), tokens[1].to(images.device)
+            m = mask[..., None].float()
+            text = (self.txt_emb(ids) * m).sum(1) / m.sum(1).clamp(min=1)  # (b, w) mean word embedding
         for j in range(images.shape[1]):
-            f = self.stems[j]((images[:, j] - 0.5) / 0.25)  # (b, C, h, w)
+            film = self.film[j](text) if tokens is not None else None
+            f = self.stems[j]((images[:, j] - 0.5) / 0.25, film)  # (b, C, h, w)
             kp = self.kp_proj(self.softmax[j](f))  # (b, K, w)
             pooled = self.pool_proj(f.mean((2, 3)))[:, None]  # (b, 1, w)
             per_cam.append(torch.cat([kp, pooled], 1))
         x = torch.stack(per_cam, 1) + self.kp_emb[:, : images.shape[1]]  # (b, k, K + 1, w)
-        return self.fuse(x, image_mask, instruction)
+        return self.fuse(x, image_mask, instruction, tokens)
 
 
 # --------------------------------------------------------------------------- hf

@@ -32,6 +32,8 @@ class BackboneCfg:
     heads: int = 4  # builtin: attention heads
     tokenizer: Literal["bytes", "words"] = "words"  # builtin: instruction tokens are hashed words or UTF-8 bytes
     max_text_tokens: int = 24  # instruction tokens incl. a begin token (training refuses data that would be cut)
+    film: bool = False  # vision=cnn: the instruction modulates every CNN stage (FiLM: per-channel scale and shift
+    # from the mean of its word embeddings, zero-initialized), so keypoints can follow "the green button"
 
     def validate(self) -> list[str]:
         out = []
@@ -44,6 +46,9 @@ class BackboneCfg:
             elif self.image_size < 2 ** len(self.cnn_channels):
                 out.append(f"vision=cnn: image_size {self.image_size} is too small for {len(self.cnn_channels)} "
                            "stride-2 stages")
+        if self.film and not (self.kind == "builtin" and self.vision == "cnn"):
+            out.append(f"film=true needs the builtin CNN vision path (kind=builtin vision=cnn), got kind={self.kind} "
+                       f"vision={self.vision}. Fix: film=false, or vision=cnn")
         if self.kind == "builtin":
             if self.vision == "vit" and self.image_size % BUILTIN_PATCH:
                 out.append(f"builtin ViT: image_size must be a multiple of {BUILTIN_PATCH}, got {self.image_size}")

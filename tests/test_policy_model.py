@@ -75,6 +75,7 @@ def check_forward(model: TwoStagePolicy, b: int = 3) -> None:
     {"expert": {"use_touch": False, "use_proprio": False}},
     {"backbone": {"freeze": True}},
     {"ensemble": "none", "taxel_shape": (8, 6), "expert": {"touch_history": 3}},
+    {"backbone": {"film": True}},
 ])
 def test_builtin_shapes_and_ablations(variant):
     torch.manual_seed(0)
@@ -109,6 +110,37 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="replan_every"):
         TwoStagePolicy(tiny_cfg(replan_every=9))
     assert any("lora_rank" in p for p in tiny_cfg(backbone={"lora_rank": 4}).backbone.validate())
+
+
+def _keypoints(model: TwoStagePolicy, images: dict, instruction: list[str]) -> torch.Tensor:
+    """The first camera's spatial-softmax keypoints (before any fusion with the text)."""
+    seen = []
+    handle = model.backbone.softmax[0].register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    with torch.no_grad():
+        model.prefix(images, {}, instruction)
+    handle.remove()
+    return seen[0]
+
+
+def test_film_conditions_the_vision_path_on_the_instruction():
+    """backbone.film: the instruction scales and shifts every CNN stage, so where a keypoint lands can depend on
+    which button is named; it starts as the plain CNN (zero-initialized) and is off by default."""
+    torch.manual_seed(0)
+    plain = TwoStagePolicy(tiny_cfg()).eval()
+    torch.manual_seed(0)
+    film = TwoStagePolicy(tiny_cfg(backbone={"film": True})).eval()
+    assert plain.backbone.film is None and len(film.backbone.film) == len(film.cfg.cameras)
+    images = random_batch(plain.cfg, 2)["images"]
+    red, green = ["push the red button"] * 2, ["push the green button"] * 2
+    torch.testing.assert_close(_keypoints(plain, images, red), _keypoints(plain, images, green))
+    torch.testing.assert_close(_keypoints(film, images, red), _keypoints(plain, images, red))  # zero-init: identity
+    with torch.no_grad():
+        for lin in film.backbone.film:
+            lin.weight.normal_(0, 0.5)
+    assert not torch.allclose(_keypoints(film, images, red), _keypoints(film, images, green), atol=1e-4)
+    torch.testing.assert_close(_keypoints(film, images, red), _keypoints(film, images, red))
+    with pytest.raises(ConfigError, match="film=true needs the builtin CNN"):
+        TwoStagePolicy(tiny_cfg(backbone={"film": True, "vision": "vit"}))
 
 
 # --------------------------------------------------------------------------- hf backbone (tiny random VLMs)
