@@ -45,7 +45,8 @@ def policy_problems(spec: str) -> list[str]:
             return [f"policy={spec}: {e}"]
         return []
     path = Path(spec)
-    if not spec.strip() or not path.is_dir():
+    pointer = path.is_file() and path.name == "latest"  # a run's checkpoints/latest names its newest checkpoint
+    if not spec.strip() or not (path.is_dir() or pointer):
         what = "empty" if not spec.strip() else (f"{path} is a file" if path.exists() else f"{path} does not exist")
         return [f"policy={spec}: {what}. Fix: policy=expert, random, rl:<checkpoint> or a trained policy directory "
                 "(the out= of `rho train`)"]

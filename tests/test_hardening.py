@@ -307,6 +307,24 @@ def small_dataset(tmp_path_factory):
     return out
 
 
+def test_eval_takes_a_runs_latest_pointer(tmp_path):
+    """policy=<run>/checkpoints/latest (a file naming the newest checkpoint) is what a user tab-completes; the
+    loader always followed it, the pre-check refused it as "a file"."""
+    from rho.eval.cli import policy_problems
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    (ckpts / "step_00000002").mkdir(parents=True)
+    for name in ("config.yaml", "model.pt"):
+        (ckpts / "step_00000002" / name).write_text("x")
+    (ckpts / "latest").write_text("step_00000002\n")
+    assert policy_problems(str(ckpts / "latest")) == [] and policy_problems(str(tmp_path / "run")) == []
+    (ckpts / "latest").write_text("step_00000009\n")
+    (problem,) = policy_problems(str(ckpts / "latest"))
+    assert "step_00000009 is not a policy checkpoint (missing config.yaml, model.pt)" in problem
+    (tmp_path / "other").write_text("x")
+    assert "is a file" in policy_problems(str(tmp_path / "other"))[0]
+
+
 def test_user_mistakes_end_without_a_traceback(tmp_path, small_dataset, capsys, monkeypatch):
     from rho.eval import evaluation
 
