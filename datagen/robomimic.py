@@ -87,13 +87,12 @@ StatesWriter = Callable[[str, h5py.Group, h5py.Group], bool]  # (demo name, nati
 
 def export_file(src: str | Path, out: str | Path | None, fmt: str, *, valid_fraction: float = 0.1, seed: int = 0,
                 mimic: bool = False, overwrite: bool = False, next_obs: bool = True,
-                states: StatesWriter | None = None, prepare: Callable[[Dataset], StatesWriter] | None = None,
+                prepare: Callable[[Dataset], StatesWriter] | None = None,
                 meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The export both `export_robomimic` and `rho.datagen.isaaclab_export.export_isaaclab` write: checks, a
     temporary file renamed when complete, the layout of the module docstring. `fmt` names the format (the file's
-    `format` attribute, the default out `<src>_<fmt>.hdf5`); `next_obs` writes next_obs; `states` (or
-    `prepare(dataset)`, which returns it once the dataset is open) writes a demo's states in place of the flat
-    `states` dataset; `meta` is added to `env_args.rho_export`."""
+    `format` attribute, the default out `<src>_<fmt>.hdf5`); `next_obs` writes next_obs; `prepare(dataset)` returns, once the dataset
+    is open, a writer of a demo's states in place of the flat `states` dataset; `meta` is added to `env_args.rho_export`."""
     src = Path(src)
     out = Path(out) if out else src.with_name(f"{src.name.removesuffix('.hdf5')}_{fmt}.hdf5")
     if not 0 <= valid_fraction < 1:
@@ -116,8 +115,7 @@ def export_file(src: str | Path, out: str | Path | None, fmt: str, *, valid_frac
             raise DatasetError(f"{out.parent}: {mib(free)} free, the export needs up to {mib(need)}"
                                + (" (observations are written twice: obs and next_obs)" if next_obs else "")
                                + ". Fix: free space or choose out= on another filesystem")
-        if prepare is not None:
-            states = prepare(ds)
+        states = prepare(ds) if prepare is not None else None
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         try:

@@ -253,13 +253,12 @@ class ConvBackbone(_TextFusion):
 
     def forward(self, images: Tensor, image_mask: Tensor, instruction: list[str]) -> tuple[Tensor, Tensor]:
         per_cam = []
-        tokens = self.tokenizer(instruction) if self.film is not None else None
+        tokens, text = (self.tokenizer(instruction), None) if self.film is not None else (None, None)
         if tokens is not None:
-            ids, mask = tokens[0].to(images.device), tokens[1].to(images.device)
-            m = mask[..., None].float()
-            text = (self.txt_emb(ids) * m).sum(1) / m.sum(1).clamp(min=1)  # (b, w) mean word embedding
+            m = tokens[1].to(images.device)[..., None].float()
+            text = (self.txt_emb(tokens[0].to(images.device)) * m).sum(1) / m.sum(1).clamp(min=1)  # (b, w) mean word
         for j in range(images.shape[1]):
-            film = self.film[j](text) if tokens is not None else None
+            film = self.film[j](text) if text is not None else None
             f = self.stems[j]((images[:, j] - 0.5) / 0.25, film)  # (b, C, h, w)
             kp = self.kp_proj(self.softmax[j](f))  # (b, K, w)
             pooled = self.pool_proj(f.mean((2, 3)))[:, None]  # (b, 1, w)

@@ -51,17 +51,17 @@ def per_source_validation(ckpt: str | Path, samples: int = 256, batch: int = 64,
             rows.append(row | {"flow_loss": None})
             continue
         flow, errs = [], []
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the flow noise: seeded, the caller's RNG untouched
+            torch.manual_seed(seed)
             for b0 in range(0, samples, batch):
                 b = collate([ds[k] for k in range(b0, min(b0 + batch, samples))])
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-                _, info = model.loss(b)
+                prefix = model.prefix(b["images"], b["image_mask"], b["instruction"])
+                _, info = model.loss(b, prefix)
                 n = len(b["instruction"])
                 flow.append((info.get("flow_loss", info["loss"]), n))
                 if model.aux_head is not None and s.aux and "aux" in b:
                     d = len(s.aux_std)
-                    pred = model.aux_predict(model.prefix(b["images"], b["image_mask"], b["instruction"]))
+                    pred = model.aux_predict(prefix)
                     errs.append(np.abs(pred[:, :d].numpy() - b["aux"][:, :d].numpy()) * s.aux_std[None])
         row["flow_loss"] = float(sum(v * n for v, n in flow) / sum(n for _, n in flow))
         if errs:

@@ -247,10 +247,12 @@ class TwoStagePolicy(nn.Module):
         m = prefix.mask[..., None].float()  # (b, n, 1)
         return self.aux_head((prefix.tokens * m).sum(1) / m.sum(1).clamp(min=1))
 
-    def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
-        """Flow-matching loss on a batch of the training contract (see `rho.policy`), masked by action_pad."""
+    def loss(self, batch: dict, prefix: Prefix | None = None) -> tuple[Tensor, dict[str, float]]:
+        """Flow-matching loss on a batch of the training contract (see `rho.policy`), masked by action_pad;
+        `prefix`: the batch's VLM prefix when the caller has it already."""
         dev = self.device
-        prefix = self.prefix(batch["images"], batch["image_mask"], batch["instruction"])
+        if prefix is None:
+            prefix = self.prefix(batch["images"], batch["image_mask"], batch["instruction"])
         actions = batch["actions"].to(dev)  # (b, h, a)
         b = actions.shape[0]
         t = torch.distributions.Beta(*TIME_BETA).sample((b,)).to(dev) * 0.999 + 0.001  # (b,) avoid t=0 exactly

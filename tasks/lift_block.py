@@ -118,15 +118,13 @@ class LiftBlockEnv(BatchedEnv):
         above `grasp_force` (N), what `evaluate` calls grasped, read from the recorded pad forces
         (`touch_net_<pad>`, after the sensor model: what the expert acts on). The lift that follows is the final
         subtask, which ends with the demo and needs no signal."""
+        from rho.datagen.robomimic import pad_grasp
+
         force = float(env_config.get("grasp_force", LiftBlockCfg.grasp_force))
-        pairs = [(obs[k], obs[k[:-2] + "_b"]) for k in sorted(obs)
-                 if k.startswith("touch_net_") and k.endswith("_a") and k[:-2] + "_b" in obs]
-        if not pairs:  # no pad forces recorded (touch off): no signal
-            return {}
-        grasp = np.zeros(len(pairs[0][0]), bool)
-        for a, b in pairs:
-            grasp |= (np.asarray(a)[:, 0] > force) & (np.asarray(b)[:, 0] > force)
-        return {"grasp": grasp}
+        # the plain threshold, every step (no release hysteresis: release=1, one step)
+        arms = [g for g in (pad_grasp(obs, arm, force, release=1.0, release_steps=1) for arm in ("left", "right"))
+                if g is not None]
+        return {"grasp": np.logical_or.reduce(arms)} if arms else {}  # none without recorded pad forces
 
     def _get_rewards(self, m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         a = self._block_qadr
