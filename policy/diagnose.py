@@ -10,7 +10,14 @@ panel) shows up here as an aux error comparable to the object spacing, while its
     python -m rho.policy.diagnose runs/p16/policy_v3_64/checkpoints/latest [samples=256] [batch=64] [seed=0]
 
 Data paths are the run's own (`extra.json` train_cfg), so run it from the directory the training ran in.
-Deterministic: fixed draws and a seeded flow noise. CPU by default, one thread per process (set RHO_THREADS)."""
+Deterministic: fixed draws and a seeded flow noise. CPU by default, one thread per process (set RHO_THREADS).
+
+Closed loop, `reach=<task>`: where did the arms go? Runs the standard suite's first `episodes` nominal episodes of
+that task (one env, the suite's seeds: never training seeds) and reports per episode the nearest approach of
+either TCP to the task's object (`target=`, an obs key as in `data.sources[].aux`, default the first aux key of the
+run's sources for that task), the TCP-minus-object offset at that moment (m, world frame) and the outcome:
+
+    python -m rho.policy.diagnose runs/p16/policy_v3_64 reach=busybox_push_button episodes=6 [target=target_site]"""
 
 from __future__ import annotations
 
@@ -71,6 +78,110 @@ def per_source_validation(ckpt: str | Path, samples: int = 256, batch: int = 64,
     return rows
 
 
+def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int = 6) -> list[dict[str, Any]]:
+    """Closed-loop reach of `policy` on `task`: one row per episode of the standard suite (nominal level, one env)
+    with `instruction`, `success`, `steps`, `arm` (0 left, 1 right: the TCP that came nearest), `min_dist` (m),
+    `offset` (TCP − object at that step, m, world xyz) and `step` (when). `target`: the object's obs key, optionally
+    sliced (`block_pose[0:3]`); default: the run's first aux key on a source of that task."""
+    from rho.eval.evaluation import Evaluation
+    from rho.eval.policies import load_policy
+
+    from .data import _AUX_SPEC
+
+    if episodes < 1:
+        raise ConfigError([f"episodes must be >= 1, got {episodes}"])
+    target = target or _default_target(Path(policy), task)
+    m = _AUX_SPEC.fullmatch(target.strip())
+    if not m:
+        raise ConfigError([f"target {target!r} is not '<obs key>' or '<obs key>[start:stop]' (e.g. block_pose[0:3])"])
+    key, sl = m["key"], slice(int(m["start"] or 0), int(m["stop"]) if m["stop"] else 3)
+    rec = _Recorder(load_policy(str(policy)), key, sl)
+    ev = Evaluation("standard", out=None, tasks=[task], levels=["nominal"], episodes=episodes, num_envs=1, workers=1,
+                    videos=0, traces=0)
+    try:
+        ev.run(rec)
+    except RuntimeError as e:  # the runner names the episode; a bad target is the user's to fix, said plainly
+        if isinstance(e.__cause__, ConfigError):
+            raise e.__cause__ from None
+        raise
+    rows = []
+    for record, steps in zip(sorted(ev.records, key=lambda r: r["episode"]), rec.episodes(), strict=False):
+        tcp, obj = np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps])  # (T, arms, 3), (T, 3)
+        if obj.shape[-1] != 3:
+            raise ConfigError([f"target {target!r} gives {obj.shape[-1]} values per step; a position needs 3 "
+                               "(slice it, e.g. plug_pose[0:3])"])
+        d = np.linalg.norm(tcp - obj[:, None], axis=-1)  # (T, arms)
+        t, arm = np.unravel_index(int(np.argmin(d)), d.shape)
+        rows.append({"episode": record["episode"], "instruction": record["instruction"],
+                     "success": record["success"], "steps": record["steps"], "arm": int(arm),
+                     "min_dist": float(d[t, arm]), "offset": (tcp[t, arm] - obj[t]).tolist(), "step": int(t)})
+    return rows
+
+
+class _Recorder:
+    """Wraps a policy: records env 0's TCP positions and the target each step; everything else is the policy's."""
+
+    def __init__(self, policy: Any, key: str, sl: slice) -> None:
+        self.policy, self.key, self.sl, self.log = policy, key, sl, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+    def reset(self, env_ids: Any) -> None:
+        self.log.append(None)  # an episode boundary
+        self.policy.reset(env_ids)
+
+    def act(self, obs: dict[str, np.ndarray], instruction: list[str]) -> np.ndarray:
+        if self.key not in obs:
+            raise ConfigError([f"target {self.key!r} is not an observation of this task; have: "
+                               f"{sorted(k for k in obs if np.asarray(obs[k]).ndim == 2)}"])
+        self.log.append((np.asarray(obs["ee_pose"][0])[:, :3].copy(), np.asarray(obs[self.key][0])[self.sl].copy()))
+        return self.policy.act(obs, instruction)
+
+    def episodes(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        out: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        for e in self.log:
+            if e is None:
+                out.append([])
+            else:
+                out[-1].append(e)
+        return [ep for ep in out if ep]
+
+
+def _default_target(policy: Path, task: str) -> str:
+    """The first aux key of the run's sources whose dataset is `task` (their manifest or file attrs say)."""
+    from rho.datagen.hdf5 import DatasetError, dataset_env_args
+
+    from .checkpoint import resolve_checkpoint
+
+    extra_path = resolve_checkpoint(policy) / "extra.json"
+    try:
+        sources = json.loads(extra_path.read_text())["train_cfg"]["data"]["sources"]
+    except (OSError, KeyError, ValueError) as e:
+        raise ConfigError([f"{policy}: no train_cfg in {extra_path} ({e}), so the task's object is unknown. Fix: "
+                           "give target=<obs key>, e.g. target=block_pose[0:3]"]) from e
+    for src in sources:
+        if not src.get("aux"):
+            continue
+        try:
+            if dataset_env_args(src["path"]).get("task") == task:
+                return str(src["aux"][0])
+        except (OSError, ValueError, KeyError, DatasetError):
+            continue
+    raise ConfigError([f"no source of {policy} with aux keys is a {task!r} dataset. Fix: give target=<obs key>, "
+                       "e.g. target=block_pose[0:3]"])
+
+
+def format_reach(rows: list[dict[str, Any]]) -> str:
+    out = ["| episode | instruction | success | steps | nearest TCP | min distance (mm) | offset x / y / z (mm) |",
+           "| ---: | --- | --- | ---: | --- | ---: | --- |"]
+    for r in rows:
+        off = " / ".join(f"{1000 * v:.0f}" for v in r["offset"])
+        out.append(f"| {r['episode']} | {r['instruction']} | {r['success']} | {r['steps']} | "
+                   f"{'left' if r['arm'] == 0 else 'right'} (step {r['step']}) | {1000 * r['min_dist']:.0f} | {off} |")
+    return "\n".join(out)
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     out = ["| source | valid demos | flow loss | aux targets | aux mean abs error | aux std (spread) |",
            "| --- | ---: | ---: | --- | --- | --- |"]
@@ -90,12 +201,22 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     pos = [a for a in args if "=" not in a]
     kw = dict(a.split("=", 1) for a in args if "=" in a)
-    unknown = sorted(set(kw) - {"samples", "batch", "seed"})
+    unknown = sorted(set(kw) - {"samples", "batch", "seed", "reach", "target", "episodes"})
     if len(pos) != 1 or unknown:
-        print(f"usage: python -m rho.policy.diagnose <checkpoint> [samples=256 batch=64 seed=0] (got {args})",
-              file=sys.stderr)
+        print("usage: python -m rho.policy.diagnose <checkpoint> [samples=256 batch=64 seed=0]\n"
+              "       python -m rho.policy.diagnose <checkpoint or run dir> reach=<task> [episodes=6 target=<obs key>]"
+              f"\n(got {args})", file=sys.stderr)
         return 2
     torch.set_num_threads(int(os.environ.get("RHO_THREADS", "1")))
+    if "reach" in kw:
+        try:
+            rows = reach_offsets(pos[0], kw["reach"], kw.get("target", ""), int(kw.get("episodes", 6)))
+        except (ConfigError, FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(format_reach(rows))
+        print(json.dumps(rows))
+        return 0
     try:
         rows = per_source_validation(pos[0], int(kw.get("samples", 256)), int(kw.get("batch", 64)),
                                      int(kw.get("seed", 0)))

@@ -570,6 +570,27 @@ def test_aux_loss_trains_the_prefix(sim, tmp_path):
     np.testing.assert_allclose(row["aux_std"], src.aux_std, rtol=1e-6)
     assert diagnose.main([str(ckpt), "samples=4"]) == 0
     assert diagnose.main([str(tmp_path / "nothing")]) == 1 and diagnose.main([str(ckpt), "bogus=1"]) == 2
+    # the closed-loop reach diagnosis finds the task's object from the run's own aux keys
+    assert diagnose._default_target(tmp_path / "aux", "lift_block") == "block_pose[0:3]"
+    with pytest.raises(ConfigError, match="target="):
+        diagnose._default_target(tmp_path / "aux", "plug_insertion")
+
+
+def test_reach_offsets_follow_the_policy_to_the_object():
+    """`diagnose reach=<task>`: per suite episode, the nearest TCP approach to the object, from the policy's own
+    observations. The scripted expert grasps the block, so its TCP comes within 3 cm of the block's centre (the TCP
+    site sits between the fingers, above the pads' contact); episodes are the suite's, in order, with outcomes."""
+    from rho.policy import diagnose
+
+    rows = diagnose.reach_offsets("expert", "lift_block", "block_pose[0:3]", episodes=2)
+    assert [r["episode"] for r in rows] == [0, 1] and all(r["success"] for r in rows)
+    for r in rows:
+        assert 0 <= r["min_dist"] < 0.03 and r["arm"] in (0, 1) and 0 <= r["step"] < r["steps"]
+        assert np.isclose(np.linalg.norm(r["offset"]), r["min_dist"])
+    with pytest.raises(ConfigError, match="not an observation"):
+        diagnose.reach_offsets("expert", "lift_block", "no_such_key", episodes=1)
+    with pytest.raises(ConfigError, match="needs 3"):
+        diagnose.reach_offsets("expert", "lift_block", "block_pose[0:2]", episodes=1)
 
 
 def test_bad_out_is_refused_before_any_data_is_read(tmp_path):
