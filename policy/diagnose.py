@@ -208,25 +208,17 @@ def main(argv: list[str] | None = None) -> int:
               f"\n(got {args})", file=sys.stderr)
         return 2
     torch.set_num_threads(int(os.environ.get("RHO_THREADS", "1")))
-    if "reach" in kw:
-        try:
-            rows = reach_offsets(pos[0], kw["reach"], kw.get("target", ""), int(kw.get("episodes", 6)))
-        except (ConfigError, FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        print(format_reach(rows))
-        print(json.dumps(rows))
-        return 0
+    reach = "reach" in kw
     try:
-        rows = per_source_validation(pos[0], int(kw.get("samples", 256)), int(kw.get("batch", 64)),
-                                     int(kw.get("seed", 0)))
+        rows = (reach_offsets(pos[0], kw["reach"], kw.get("target", ""), int(kw.get("episodes", 6))) if reach else
+                per_source_validation(pos[0], int(kw.get("samples", 256)), int(kw.get("batch", 64)),
+                                      int(kw.get("seed", 0))))
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(format_rows(rows))
+    print(format_reach(rows) if reach else format_rows(rows))
     print(json.dumps(rows))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
