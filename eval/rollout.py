@@ -187,6 +187,7 @@ class _Runner:
         all_ids = np.arange(env.num_envs)
         self.start(all_ids)
         self.policy.reset(all_ids)
+        self.seed_policy(all_ids)
         self.frame(obs, None)
         while any(ep is not None for ep in self.live):
             obs, _, term, trunc, info = env.step(self.act(obs))
@@ -200,6 +201,13 @@ class _Runner:
             if len(ids):
                 self.start(ids)
                 self.policy.reset(ids)
+                self.seed_policy(ids)
+
+    def seed_policy(self, ids: np.ndarray) -> None:
+        """A policy that draws noise per env (`seed_envs`) gets each new episode's seed: the episode then plays the
+        same at any num_envs or worker count, so paired comparisons pair the policy's draws too."""
+        if hasattr(self.policy, "seed_envs"):
+            self.policy.seed_envs(ids, [int(self.env.episode_seed[i]) for i in ids])
 
     def accumulate(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         net, taxels = self.touch_of(obs)

@@ -68,6 +68,7 @@ class Policy:
         self.norm = Normalizer(norm_stats, self.device)
         self.decay = ensemble_decay
         self.gen = torch.Generator(device=self.device).manual_seed(seed)  # flow noise: reproducible rollouts
+        self.env_gen: dict[int, torch.Generator] = {}  # per-env flow noise, when `seed_envs` gave seeds
         self.n = 0
         self.action_mode = "joint_pos"  # env action.mode the actions mean (set from the checkpoint by `load`)
         self.embodiment = ""  # the embodiment whose statistics decode the actions (set by `load`)
@@ -104,6 +105,13 @@ class Policy:
         for i in ids:
             self.instructions[i] = None
         self.acc[ids], self.weight[ids] = 0.0, 0.0
+
+    def seed_envs(self, env_ids: np.ndarray | list[int], seeds: np.ndarray | list[int]) -> None:
+        """Draw the flow noise of each env in `env_ids` from its own generator seeded with `seeds` (e.g. the
+        episode's seed, as `rho eval` does), so a seeded episode plays the same whatever batch of envs, worker or
+        position it runs in. Envs never seeded share the policy's generator."""
+        for i, s in zip(np.asarray(env_ids).reshape(-1), np.asarray(seeds, dtype=np.uint64).reshape(-1), strict=True):
+            self.env_gen[int(i)] = torch.Generator(device=self.device).manual_seed(int(s) & 0x7FFF_FFFF_FFFF_FFFF)
 
     # ------------------------------------------------------------------ acting
     @torch.inference_mode()
@@ -145,7 +153,11 @@ class Policy:
         prefix = self.prefix if len(ids) == self.n else self.prefix.select(idx)
         state = self._state(obs, ids)
         h, a = self.cfg.expert.horizon, self.cfg.action_dim
-        noise = torch.randn(len(ids), h, a, generator=self.gen, device=self.device)
+        if any(int(i) in self.env_gen for i in ids):  # per env: independent of which envs replan together
+            noise = torch.stack([torch.randn(h, a, generator=self.env_gen.get(int(i), self.gen), device=self.device)
+                                 for i in ids])
+        else:
+            noise = torch.randn(len(ids), h, a, generator=self.gen, device=self.device)
         chunk = self.model.sample_actions(prefix, *state, noise=noise)  # (len(ids), h, a) normalized
         if self.cfg.ensemble == "none":  # the newest plan replaces what was left of the old one
             self.acc[idx], self.weight[idx] = chunk, 1.0

@@ -197,3 +197,22 @@ def test_intervention_steps_source_draws_only_corrected_steps(tmp_path):
 
     stats = _shard_stats(path)
     assert (stats["episodes"], stats["successes"], stats["steps"]) == (3, 1, 10)
+
+
+def test_a_seeded_episode_plays_the_same_at_any_num_envs(tiny_policy):
+    """`rho eval` seeds a trained policy's flow noise per episode (`Policy.seed_envs`), so episode k of a suite is
+    the same rollout whether it runs alone or beside others: paired tests pair the policy's draws too."""
+    from rho.eval.evaluation import Evaluation
+
+    root, _ = tiny_policy
+    env = {"cameras": CAMS, "episode_length_s": 1.6}
+
+    def records(num_envs):
+        ev = Evaluation("smoke", out=None, tasks=["lift_block"], levels=["nominal"], episodes=3, num_envs=num_envs,
+                        workers=1, videos=0, traces=0, env=env)
+        ev.run(str(root / "policy"))
+        return {r["episode"]: (r["steps"], r["success"], r["progress_max"], r["action_clipped_steps"])
+                for r in ev.records}
+
+    alone, batched = records(1), records(2)
+    assert alone == batched and len(alone) == 3
