@@ -94,8 +94,9 @@ def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int
     m = _AUX_SPEC.fullmatch(target.strip())
     if not m:
         raise ConfigError([f"target {target!r} is not '<obs key>' or '<obs key>[start:stop]' (e.g. block_pose[0:3])"])
-    key, sl = m["key"], slice(int(m["start"] or 0), int(m["stop"]) if m["stop"] else 3)
-    rec = _Recorder(load_policy(str(policy)), key, sl)
+    sliced = m["start"] is not None  # the group matched: `key[a:b]`; a bare key means its first 3 values
+    sl = slice(int(m["start"] or 0), int(m["stop"]) if m["stop"] else None) if sliced else slice(0, 3)
+    rec = _Recorder(load_policy(str(policy)), m["key"], sl, target)
     ev = Evaluation("standard", out=None, tasks=[task], levels=["nominal"], episodes=episodes, num_envs=1, workers=1,
                     videos=0, traces=0)
     try:
@@ -105,11 +106,8 @@ def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int
             raise e.__cause__ from None
         raise
     rows = []
-    for record, steps in zip(sorted(ev.records, key=lambda r: r["episode"]), rec.episodes(), strict=False):
+    for record, steps in zip(sorted(ev.records, key=lambda r: r["episode"]), rec.episodes(), strict=True):
         tcp, obj = np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps])  # (T, arms, 3), (T, 3)
-        if obj.shape[-1] != 3:
-            raise ConfigError([f"target {target!r} gives {obj.shape[-1]} values per step; a position needs 3 "
-                               "(slice it, e.g. plug_pose[0:3])"])
         d = np.linalg.norm(tcp - obj[:, None], axis=-1)  # (T, arms)
         t, arm = np.unravel_index(int(np.argmin(d)), d.shape)
         rows.append({"episode": record["episode"], "instruction": record["instruction"],
@@ -121,8 +119,8 @@ def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int
 class _Recorder:
     """Wraps a policy: records env 0's TCP positions and the target each step; everything else is the policy's."""
 
-    def __init__(self, policy: Any, key: str, sl: slice) -> None:
-        self.policy, self.key, self.sl, self.log = policy, key, sl, []
+    def __init__(self, policy: Any, key: str, sl: slice, target: str) -> None:
+        self.policy, self.key, self.sl, self.target, self.log = policy, key, sl, target, []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.policy, name)
@@ -135,7 +133,11 @@ class _Recorder:
         if self.key not in obs:
             raise ConfigError([f"target {self.key!r} is not an observation of this task; have: "
                                f"{sorted(k for k in obs if np.asarray(obs[k]).ndim == 2)}"])
-        self.log.append((np.asarray(obs["ee_pose"][0])[:, :3].copy(), np.asarray(obs[self.key][0])[self.sl].copy()))
+        obj = np.asarray(obs[self.key][0])[self.sl].copy()
+        if obj.shape != (3,):  # said at the first step, not after the whole evaluation
+            raise ConfigError([f"target {self.target!r} gives {obj.size} values per step; a position needs 3 "
+                               "(slice it, e.g. plug_pose[0:3])"])
+        self.log.append((np.asarray(obs["ee_pose"][0])[:, :3].copy(), obj))
         return self.policy.act(obs, instruction)
 
     def episodes(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
