@@ -39,6 +39,7 @@ Legend: B batch; H action horizon; A action dim; D proprio dim; S touch history;
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import math
 import re
@@ -55,6 +56,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
 from rho.datagen.hdf5 import MANIFEST, SHARD_GLOB, Dataset, DatasetError
+from rho.sim.ik import joint_ee_state
 
 from .frames import DEFAULT_ROOT, FrameCache, resize_frames
 from .text import tokens_of
@@ -138,6 +140,11 @@ class SourceCfg:
     # privileged low-dim obs the vision path learns to predict (training only, policy.aux_dim > 0), each
     # "<obs key>" or "<obs key>[start:stop]", e.g. ["block_pose[0:3]"] (the block's position, m)
     aux: list[str] = field(default_factory=list)
+    # what the policy learns to output: the stored `actions` (absolute joint targets, format v2), or `ee_pose`: the
+    # absolute TCP poses those targets reach, per arm position (m, world), 6-D rotation and gripper opening (10-D;
+    # relabelled by forward kinematics in the recording env, exact: an env in action.mode=ee_pose executes them as
+    # the recorded joint targets). ee_pose needs policy.action_dim=20 for ALOHA
+    actions: Literal["stored", "ee_pose"] = "stored"
     adapter: AdapterCfg = field(default_factory=AdapterCfg)
 
     def validate(self) -> list[str]:
@@ -155,6 +162,7 @@ class DataCfg:
 
     sources: list[SourceCfg] = field(default_factory=list)
     target: str = ""  # source whose embodiment the checkpoint decodes with by default; "": the first source's
+    actions: str = ""  # "": each source's own `actions`; "stored" or "ee_pose": every source's (see SourceCfg)
     normalize: Literal["per_embodiment", "per_source", "target"] = "per_embodiment"  # see the module docstring
     image_staleness: int = 0  # images up to this many steps older than proprio/touch (match inference prefix_every-1)
     frame_cache: str = DEFAULT_ROOT  # resized frames reused across runs ("": resize every read;
@@ -176,7 +184,15 @@ class DataCfg:
             out.append(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.image_staleness < 0:
             out.append(f"image_staleness must be >= 0, got {self.image_staleness}")
+        if self.actions not in ("", "stored", "ee_pose"):
+            out.append(f"actions must be '', 'stored' or 'ee_pose', got {self.actions!r}")
         return out
+
+    def source_cfgs(self) -> list[SourceCfg]:
+        """The sources, with `actions` applied to each when set."""
+        if not self.actions:
+            return list(self.sources)
+        return [dataclasses.replace(s, actions=self.actions) for s in self.sources]
 
 
 # ------------------------------------------------------------------------------------------------ layout, adapter
@@ -486,6 +502,66 @@ class EpisodeStore(Store):
         return bool(self.episodes[i].success)
 
 
+EE_STATE_KEY = "joint_ee"  # an ee_pose policy's proprio: joint_pos + TCP pose per arm (`rho.sim.ik.joint_ee_state`)
+
+
+class EEPoseStore(Store):
+    """Another store's demos with `actions` relabelled from absolute joint targets to the absolute TCP poses they
+    reach (`BatchedEnv.tcp_pose_of`: position m world, 6-D rotation, gripper per arm), all computed once here by
+    forward kinematics in a copy of the recording env, and with the proprio such a policy sees, `obs/joint_ee`
+    (joint positions + the measured TCP pose per arm; inference builds the same from the env's obs); everything
+    else is the wrapped store's."""
+
+    action_mode = "ee_pose"
+
+    def __init__(self, base: Store, label: str) -> None:
+        from rho.datagen.relabel import replay_env
+
+        mode = str(getattr(base, "action_mode", "joint_pos"))
+        args = base.ds.env_args() if isinstance(base, HDF5Store) else {}
+        if mode != "joint_pos" or "task" not in args:
+            raise DataError(f"source {label!r} ({base.where}): actions=ee_pose relabels recorded absolute joint "
+                            f"targets by forward kinematics in the recording env, but its actions are {mode!r} and "
+                            f"its env_args {'name' if 'task' in args else 'lack'} the task. Fix: a rho sim dataset "
+                            "(format v2; `rho dataset convert` for older ones), or actions=stored")
+        self.base, self.where, self.lengths = base, base.where, base.lengths
+        env = replay_env(args, "ee_pose")
+        self._actions, self._state = [], []
+        try:
+            for i in range(base.num_demos):
+                arr = base.arrays(i)
+                self._actions.append(env.tcp_pose_of(np.asarray(arr["actions"][()])))
+                if "obs/joint_pos" in arr and "obs/ee_pose" in arr:
+                    self._state.append(joint_ee_state(arr["obs/joint_pos"][()], arr["obs/ee_pose"][()]))
+        finally:
+            env.close()
+        self._robot = args.get("env_config", {}).get("robot") or "unknown"
+
+    @property
+    def embodiment(self) -> str:
+        return f"{self._robot}/ee_pose"
+
+    @property
+    def ds(self) -> Any:  # the wrapped HDF5 dataset (frame cache keys, env_args)
+        return self.base.ds
+
+    def arrays(self, i: int) -> Mapping[str, Any]:
+        extra = {"obs/" + EE_STATE_KEY: self._state[i]} if self._state else {}
+        return {**self.base.arrays(i), "actions": self._actions[i], **extra}
+
+    def name(self, i: int) -> str:
+        return self.base.name(i)
+
+    def instruction(self, i: int) -> str:
+        return self.base.instruction(i)
+
+    def success(self, i: int) -> bool:
+        return self.base.success(i)
+
+    def masks(self) -> dict[str, list[int]]:
+        return self.base.masks()
+
+
 def open_store(cfg: SourceCfg) -> Store:
     """The store for a source path: `kind` or, for auto, what is on disk."""
     path = Path(cfg.path)
@@ -523,7 +599,11 @@ class Source:
                  store: Store | None = None) -> None:
         self.cfg, self.index, self.layout, self.name = cfg, index, layout, cfg.label
         self.store = store if store is not None else open_store(cfg)
+        if cfg.actions == "ee_pose" and getattr(self.store, "action_mode", "") != "ee_pose":
+            self.store = EEPoseStore(self.store, cfg.label)
         self.adapter = Adapter.from_cfg(cfg.adapter)
+        if isinstance(self.store, EEPoseStore) and self.adapter.state_key == "joint_pos":
+            self.adapter = dataclasses.replace(self.adapter, state_key=EE_STATE_KEY)
         demos = self._usable_demos()
         self.modalities = self._modalities(demos[0])
         self._check_schema(demos)
@@ -674,6 +754,12 @@ class Source:
         if self.modalities.state:
             problems += self.adapter.state.problems("state", _last(want[self.modalities.state]),
                                                     self.layout.proprio_dim)
+        if problems and isinstance(self.store, EEPoseStore):
+            a = _last(want["actions"])
+            p = _last(want[self.modalities.state]) if self.modalities.state else self.layout.proprio_dim
+            problems = [f"actions=ee_pose gives {a}-D actions and {p}-D proprio (joint positions + TCP pose per "
+                        f"arm), the policy expects {self.layout.action_dim} and {self.layout.proprio_dim}. Fix: "
+                        f"policy.action_dim={a} policy.proprio_dim={p}"]
         if problems:
             raise DataError(f"source {self.name!r} ({self.store.where}): " + "; ".join(problems))
 
@@ -840,7 +926,7 @@ def build_sources(cfg: DataCfg, layout: Layout, seed: int,
                   stats: Mapping[str, Mapping[str, Any]] | None = None) -> list[Source]:
     """Open every source, then give each its statistics: `stats` (name → norm_stats JSON, from a checkpoint) or
     computed from the data."""
-    sources = [Source(c, i, layout, cfg.valid_fraction, seed) for i, c in enumerate(cfg.sources)]
+    sources = [Source(c, i, layout, cfg.valid_fraction, seed) for i, c in enumerate(cfg.source_cfgs())]
     for s in sources:
         if stats is not None:
             if s.name not in stats:

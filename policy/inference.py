@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 -- the universal torch idiom
 from torch import Tensor
 
+from rho.sim.ik import joint_ee_state
+
 from .checkpoint import load_checkpoint
 from .frames import frames_to_tensor, resize_frames
 from .model import Prefix, TwoStagePolicy
@@ -189,9 +191,14 @@ class Policy:
         """(proprio (n', p), proprio_mask (n',), touch (n', P, S, r, c, 3), touch_net (n', P, 3), touch_mask (n',));
         touch is None when the obs has no touch keys (e.g. touch disabled in the env)."""
         dev, m = self.device, len(ids)
-        proprio = torch.as_tensor(np.asarray(obs["joint_pos"])[ids], dtype=torch.float32, device=dev)
+        if self.action_mode == "ee_pose":  # an ee_pose policy sees its TCP pose too, as it trained (EEPoseStore)
+            state, what = joint_ee_state(np.asarray(obs["joint_pos"])[ids], np.asarray(obs["ee_pose"])[ids]), \
+                "joint_pos + ee_pose"
+        else:
+            state, what = np.asarray(obs["joint_pos"])[ids], "joint_pos"
+        proprio = torch.as_tensor(state, dtype=torch.float32, device=dev)
         if proprio.shape[1] != self.cfg.proprio_dim:
-            raise ValueError(f"joint_pos has {proprio.shape[1]} values, the policy expects {self.cfg.proprio_dim}")
+            raise ValueError(f"{what} has {proprio.shape[1]} values, the policy expects {self.cfg.proprio_dim}")
         proprio = self.norm.norm("proprio", proprio)
         ones = torch.ones(m, dtype=torch.bool, device=dev)
         keys = [f"touch_{p}" for p in self.cfg.pads]

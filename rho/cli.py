@@ -782,10 +782,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CheckpointError as e:  # a corrupted or refused checkpoint: one line naming the file
             print(f"rho {cmd}: {e}", file=sys.stderr)
             return 1
+        except Exception as e:  # bad data (DatasetError, DataError): one line, the message says what and the fix
+            if not _is_data_error(e):
+                raise
+            print(f"rho {cmd}: {e}", file=sys.stderr)
+            return 1
         sys.stdout.flush()  # inside the try: a closed pipe (`rho ... | head`) is not an error of ours
         return code
     except BrokenPipeError:
         return _stdout_closed()
+
+
+def _is_data_error(e: BaseException) -> bool:
+    """A `rho.datagen.hdf5.DatasetError` (or subclass), looked up without importing h5py for every command: a
+    command that never loaded the module cannot have raised one."""
+    mod = sys.modules.get("rho.datagen.hdf5")
+    return mod is not None and isinstance(e, mod.DatasetError)
 
 
 def _stdout_closed() -> int:

@@ -21,6 +21,11 @@ Actions (14-D for ALOHA, per arm in order left, right):
     ee_delta:  dx, dy, dz (m, world) and a rotation vector rx, ry, rz (rad, world) that move a running TCP target
                (re-seated on the measured pose at reset, kept within `ee_lead_steps` steps of it, observed as
                `ee_target`), solved by damped-least-squares IK; gripper opening in [0, 1].
+    ee_pose:   absolute TCP targets, 10-D per arm: position x, y, z (m, world), orientation as the 6-D rotation
+               representation (the target frame's x then y axis in world coordinates, `rho.sim.ik.rot6_from_mat`;
+               re-orthonormalized), gripper opening in [0, 1]; solved to joint targets by iterated damped least
+               squares from the measured joints (`ik_iterations`), so a pose that `tcp_pose_of` computed from joint
+               targets executes those targets (`rho.policy` trains on such labels with `data.actions=ee_pose`).
 Whatever the mode, the servo targets a step executed are `info["joint_action"]` / `env.joint_action`, in the
 joint_pos layout: what datasets train on (replaying them in joint_pos reproduces the episode).
 Out-of-range values are clipped (joint limits, gripper [0, 1], `action.max_ee_step_*`) and counted in
@@ -54,7 +59,7 @@ from rho.config import ConfigError, validate_config
 
 from . import kernels
 from . import touch as touch_model
-from .ik import axis_angle_to_quat, dls_step, quat_error, quat_mul
+from .ik import axis_angle_to_quat, dls_step, mat_error, mat_from_rot6, quat_error, quat_mul, rot6_from_mat
 from .physics import make_batch, simulation_errors
 from .randomization import RandomizationCfg, mat_to_quat, quat_to_mat, random_rotation
 from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
@@ -62,6 +67,7 @@ from .spec import ObservationSpec, ObsKey
 
 DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 # model fields domain randomization writes (reset to nominal at every episode start)
+EE_POSE_DIM = 10  # ee_pose action per arm: position (3), 6-D rotation (6), gripper (1)
 _DR_FIELDS = ("geom_friction", "dof_damping", "actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia",
               "geom_size", "geom_rbound", "geom_aabb", "light_diffuse", "light_dir", "geom_rgba", "mat_rgba", "cam_pos",
               "cam_quat")
@@ -146,12 +152,16 @@ class CameraCfg:
 class ActionCfg:
     """Action space and its limits."""
 
-    mode: Literal["joint_pos", "ee_delta"] = "joint_pos"
+    mode: Literal["joint_pos", "ee_delta", "ee_pose"] = "joint_pos"
     out_of_range: Literal["clip", "error"] = "clip"
     max_ee_step_pos: float = 0.02  # ee_delta: largest translation per control step (m)
     max_ee_step_rot: float = 0.15  # ee_delta: largest rotation per control step (rad)
     ik_damping: float = 0.05  # damped-least-squares λ
     ee_lead_steps: float = 3.0  # ee_delta: how far (in max steps) the TCP target may run ahead of the TCP
+    ik_iterations: int = 30  # ee_pose: most damped-least-squares iterations per control step
+    ik_tolerance: float = 1e-7  # ee_pose: stop iterating below this pose error (m, rad)
+    ik_pose_damping: float = 0.01  # ee_pose: λ of the iterated solve (small: it converges to the exact joints)
+    ee_pose_reach: float = 2.0  # ee_pose: |x|, |y|, |z| bound of a TCP target (m, world)
     # ee_delta: round the IK's servo targets to float32, the precision of a joint_pos action, so the executed targets
     # (info["joint_action"]) replay the step bit-identically in joint_pos; false: float64 targets, as rho wrote
     # format-v1 datasets (`rho dataset convert` replays those with it)
@@ -241,7 +251,7 @@ class BatchedEnv(gym.vector.VectorEnv):
         self._obs: dict[str, np.ndarray] | None = None
         self._ee_target = np.zeros((self.num_envs, len(self.robot.arms), 7))  # ee_delta running TCP target
         # the servo targets last written, in the joint_pos action layout (see `joint_action`)
-        self._joint_action = np.zeros((self.num_envs, self.single_action_space.shape[0]), np.float32)
+        self._joint_action = np.zeros((self.num_envs, len(self._act_ctrl)), np.float32)  # joint_pos layout
         self._clock = 0  # control steps since construction, shared by all envs
         # optional source of episode seeds for resets (incl. same-step autoresets): env index → seed; datagen sets
         # it so that every recorded attempt has a seed fixed in advance
@@ -404,11 +414,15 @@ class BatchedEnv(gym.vector.VectorEnv):
         n_arms, dof = len(self.robot.arms), self.robot.arm.dof
         if self.cfg.action.mode == "joint_pos":
             low, high = joint_pos_bounds(self.robot)
+        elif self.cfg.action.mode == "ee_pose":
+            reach = self.cfg.action.ee_pose_reach
+            low = np.tile([-reach] * 3 + [-1.0] * 6 + [0.0], n_arms)
+            high = np.tile([reach] * 3 + [1.0] * 6 + [1.0], n_arms)
         else:
             p, r = self.cfg.action.max_ee_step_pos, self.cfg.action.max_ee_step_rot
             low = np.tile([-p] * 3 + [-r] * 3 + [0.0], n_arms)
             high = np.tile([p] * 3 + [r] * 3 + [1.0], n_arms)
-        assert low.shape == (n_arms * (dof + 1),)
+        assert low.shape == ((n_arms * EE_POSE_DIM,) if self.cfg.action.mode == "ee_pose" else (n_arms * (dof + 1),))
         self.single_action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         # tolerance so float32 round-trips of limits do not count as out of range
         self._act_low, self._act_high = low - 1e-6, high + 1e-6
@@ -653,6 +667,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         if self.cfg.action.mode == "joint_pos":
             status = kernels.apply_joint_action(a, lo, hi, self._act_ctrl, self._act_scale, self.ctrl, clipped,
                                                 strict)
+        elif self.cfg.action.mode == "ee_pose":
+            status = self._apply_ee_pose(a, lo, hi, clipped, strict)
         else:
             status = kernels.apply_joint_action(a, lo, hi, self._act_ctrl, self._act_scale, self._ee_scratch,
                                                 clipped, strict)
@@ -674,6 +690,74 @@ class BatchedEnv(gym.vector.VectorEnv):
                 "Fix the action, or set action.out_of_range=clip.")
         self._store_joint_action()
         return clipped
+
+    def _apply_ee_pose(self, a: np.ndarray, lo: np.ndarray, hi: np.ndarray, clipped: np.ndarray,
+                       strict: bool) -> int:
+        """ee_pose actions (n, arms·10) → servo targets in ctrl; the status of `kernels.apply_joint_action` (0 ok,
+        1 NaN/inf, 2 out of range with `strict`), nothing written unless 0."""
+        if not np.isfinite(a).all():
+            return 1
+        out = (a < lo) | (a > hi)
+        if strict and out.any():
+            return 2
+        clipped[:] = out.any(axis=1)
+        per_arm = np.minimum(np.maximum(a, lo), hi).reshape(self.num_envs, len(self.robot.arms), EE_POSE_DIM)
+        target = self.solve_tcp_pose(per_arm[..., :3], mat_from_rot6(per_arm[..., 3:9]))
+        self.ctrl[:, self.arm_act] = target.astype(np.float32) if self.cfg.action.servo_float32 else target
+        self.ctrl[:, self.grip_act] = per_arm[..., -1] * self.robot.gripper.stroke
+        return 0
+
+    def solve_tcp_pose(self, pos: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        """Joint targets (n, arms, dof) (rad, within the joint limits) that put each arm's TCP at `pos` (n, arms, 3)
+        (m, world) with orientation `mat` (n, arms, 3, 3): damped least squares iterated from the measured joints on
+        the nominal kinematics (randomization does not move bodies), at most `action.ik_iterations` times or until
+        the pose error is below `action.ik_tolerance`. A reachable target near the measured pose converges to its
+        exact joints; an unreachable one ends at the closest configuration the iterations found."""
+        cfg, m, d = self.cfg.action, self.model, self._scratch
+        arms = len(self.robot.arms)
+        q_all = self.qpos
+        out = np.empty((self.num_envs, arms, self.robot.arm.dof))
+        for i in range(self.num_envs):
+            d.qpos[:] = q_all[i]
+            q = q_all[i][self.arm_qadr].astype(np.float64)  # (arms, dof)
+            for _ in range(cfg.ik_iterations):
+                d.qpos[self.arm_qadr.reshape(-1)] = q.reshape(-1)
+                mujoco.mj_kinematics(m, d)
+                mujoco.mj_comPos(m, d)
+                cur_p = d.site_xpos[self.tcp_site]  # (arms, 3)
+                cur_r = d.site_xmat[self.tcp_site].reshape(arms, 3, 3)
+                err = np.concatenate([pos[i] - cur_p, mat_error(mat[i], cur_r)], axis=-1)  # (arms, 6)
+                if np.abs(err).max() < cfg.ik_tolerance:
+                    break
+                jac = np.empty((arms, 6, self.robot.arm.dof))
+                for k in range(arms):
+                    jp, jr = np.empty((3, m.nv)), np.empty((3, m.nv))
+                    mujoco.mj_jacSite(m, d, jp, jr, int(self.tcp_site[k]))
+                    jac[k] = np.concatenate([jp, jr])[:, self.arm_dadr[k]]
+                q = np.clip(q + dls_step(jac, err, cfg.ik_pose_damping), self.joint_low, self.joint_high)
+            out[i] = q
+        return out
+
+    def tcp_pose_of(self, joint_targets: np.ndarray) -> np.ndarray:
+        """The ee_pose action (k, arms·10) that executes joint_pos actions `joint_targets` (k, arms·(dof + 1)):
+        per arm the TCP pose the joint targets reach (forward kinematics on the nominal model; position m, world,
+        and the 6-D rotation of `rho.sim.ik.rot6_from_mat`), then the gripper opening unchanged. Used to relabel
+        recorded joint targets as absolute TCP targets (`data.actions=ee_pose`)."""
+        q = np.asarray(joint_targets, np.float64)
+        arms, dof = len(self.robot.arms), self.robot.arm.dof
+        if q.ndim != 2 or q.shape[1] != arms * (dof + 1):
+            raise ValueError(f"joint targets must be (k, {arms * (dof + 1)}) in the joint_pos layout, got {q.shape}")
+        per_arm = q.reshape(len(q), arms, dof + 1)
+        m, d = self.model, self._scratch
+        d.qpos[:] = m.qpos0
+        out = np.empty((len(q), arms, EE_POSE_DIM))
+        for t in range(len(q)):
+            d.qpos[self.arm_qadr.reshape(-1)] = per_arm[t, :, :dof].reshape(-1)
+            mujoco.mj_kinematics(m, d)
+            out[t, :, :3] = d.site_xpos[self.tcp_site]
+            out[t, :, 3:9] = rot6_from_mat(d.site_xmat[self.tcp_site].reshape(arms, 3, 3))
+        out[..., 9] = per_arm[..., dof]
+        return out.reshape(len(q), -1).astype(np.float32)
 
     def _store_joint_action(self, env_ids: np.ndarray | slice = slice(None)) -> None:
         """Keep the servo targets now in ctrl, in the joint_pos action layout (float32), as `joint_action`."""

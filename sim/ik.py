@@ -49,3 +49,52 @@ def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
     half = angle / 2
     scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
     return np.concatenate([np.cos(half), rotvec * scale], axis=-1)
+
+
+def rot6_from_mat(mat: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) → the 6-D rotation representation (..., 6): the first two columns, stacked
+    (x axis then y axis of the rotated frame, world coordinates). Continuous over SO(3), unlike quaternions, whose
+    double cover flips sign along a trajectory: what a regressed action should use (Zhou et al., CVPR 2019)."""
+    return np.concatenate([mat[..., :, 0], mat[..., :, 1]], axis=-1)
+
+
+def mat_from_rot6(r6: np.ndarray) -> np.ndarray:
+    """(..., 6) → rotation matrices (..., 3, 3) by Gram-Schmidt: the x axis normalized, the y axis made orthogonal
+    to it and normalized, z = x × y. Any finite input with non-parallel halves maps to a rotation."""
+    a, b = r6[..., :3], r6[..., 3:]
+    x = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b - np.sum(x * b, -1, keepdims=True) * x
+    y = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def mat_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Rotation vector (rad, world) taking rotation matrix `current` (..., 3, 3) to `target`: the log map of
+    target · currentᵀ (exact for angles below π)."""
+    r = target @ np.swapaxes(current, -1, -2)
+    v = 0.5 * np.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], -1)
+    cos = np.clip((np.trace(r, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
+    sin = np.linalg.norm(v, axis=-1)
+    angle = np.arctan2(sin, cos)
+    scale = np.where(sin > 1e-9, angle / np.maximum(sin, 1e-12), 1.0)
+    return v * scale[..., None]
+
+
+def quat_to_mat_batch(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions (..., 4) as (w, x, y, z) → rotation matrices (..., 3, 3)."""
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
+def joint_ee_state(joint_pos: np.ndarray, ee_pose: np.ndarray) -> np.ndarray:
+    """The proprio of a policy that acts in ee_pose: joint positions (..., J) then, per arm, the measured TCP
+    position (m, world) and its 6-D rotation (`rot6_from_mat`) from `ee_pose` (..., arms, 7) (position, quaternion
+    w, x, y, z): (..., J + 9·arms), float32. Quaternions are turned into the continuous 6-D form first."""
+    pose = np.asarray(ee_pose, np.float64)
+    parts = np.concatenate([pose[..., :3], rot6_from_mat(quat_to_mat_batch(pose[..., 3:]))], -1)
+    flat = parts.reshape(*parts.shape[:-2], -1)
+    return np.concatenate([np.asarray(joint_pos, np.float32), flat.astype(np.float32)], -1)
