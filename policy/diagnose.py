@@ -4,7 +4,9 @@
 source on the same held-out demos (each source's `mask/valid`, else its seeded `data.valid_fraction`, as the run
 split them): the flow-matching loss of the actions and, for a model trained with an auxiliary head
 (`policy.aux_dim`), the mean absolute error of its predicted privileged positions, de-normalized to the source's
-units (m for positions). A task whose object the vision path cannot place (e.g. the named button of a randomized
+units (m for positions); and, for sim sources, how far the TCP targets of a sampled action chunk are from the
+demo's (m; the arm further off; joint targets through forward kinematics, so joint and ee_pose policies compare):
+at the chunk's first step (what is executed next) and over the chunk. A task whose object the vision path cannot place (e.g. the named button of a randomized
 panel) shows up here as an aux error comparable to the object spacing, while its action loss may look fine.
 
     python -m rho.policy.diagnose runs/p16/policy_v3_64/checkpoints/latest [samples=256] [batch=64] [seed=0]
@@ -34,6 +36,7 @@ from omegaconf import OmegaConf
 from rho.config import ConfigError
 
 from .data import Layout, MixtureDataset, build_sources, collate
+from .model import _state_args
 from .train import TrainCfg, rho_model_io
 
 
@@ -57,7 +60,8 @@ def per_source_validation(ckpt: str | Path, samples: int = 256, batch: int = 64,
         if ds.empty:
             rows.append(row | {"flow_loss": None})
             continue
-        flow, errs = [], []
+        flow, errs, tcp = [], [], []
+        to_tcp = _tcp_positions(s)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the flow noise: seeded, the caller's RNG untouched
             torch.manual_seed(seed)
             for b0 in range(0, samples, batch):
@@ -66,16 +70,50 @@ def per_source_validation(ckpt: str | Path, samples: int = 256, batch: int = 64,
                 _, info = model.loss(b, prefix)
                 n = len(b["instruction"])
                 flow.append((info.get("flow_loss", info["loss"]), n))
+                if to_tcp is not None:  # sampled chunk vs the demo's, as TCP positions (m): both action spaces alike
+                    pred = model.sample_actions(prefix, *_state_args(b, model.device))
+                    stats = s.norm["actions"]
+                    raw = [x.numpy() * stats.std + stats.mean for x in (pred, b["actions"])]
+                    p_tcp, t_tcp = (to_tcp(x) for x in raw)  # (b, h, arms, 3)
+                    d = np.linalg.norm(p_tcp - t_tcp, axis=-1).max(-1)  # (b, h): the arm that is further off
+                    tcp.append((d[:, 0], d[~b["action_pad"].numpy()]))
                 if model.aux_head is not None and s.aux and "aux" in b:
                     d = len(s.aux_std)
                     pred = model.aux_predict(prefix)
                     errs.append(np.abs(pred[:, :d].numpy() - b["aux"][:, :d].numpy()) * s.aux_std[None])
         row["flow_loss"] = float(sum(v * n for v, n in flow) / sum(n for _, n in flow))
+        if tcp:  # mean TCP position error of sampled actions (m): the chunk's first step, and every real step
+            row["tcp_err_first"] = float(np.concatenate([a for a, _ in tcp]).mean())
+            row["tcp_err_chunk"] = float(np.concatenate([c for _, c in tcp]).mean())
         if errs:
             row |= {"aux_keys": list(s.cfg.aux), "aux_abs_err": np.concatenate(errs).mean(0).tolist(),
                     "aux_std": np.asarray(s.aux_std).tolist()}
         rows.append(row)
     return rows
+
+
+def _tcp_positions(source: Any):
+    """Raw actions (b, h, A) of `source` → TCP positions (b, h, arms, 3) in m, world: read from ee_pose actions,
+    forward kinematics of joint targets in the recording env; None for a source that cannot say (no sim env)."""
+    from rho.datagen.relabel import replay_env
+
+    from .data import EEPoseStore, HDF5Store
+
+    store = source.store
+    base = store.base if isinstance(store, EEPoseStore) else store
+    if not isinstance(base, HDF5Store) or "task" not in base.ds.env_args():
+        return None
+    if isinstance(store, EEPoseStore):
+        return lambda a: a.reshape(*a.shape[:2], -1, 10)[..., :3]
+    if getattr(store, "action_mode", "") != "joint_pos":
+        return None
+    env = replay_env(base.ds.env_args(), "ee_pose")
+
+    def fk(a: np.ndarray) -> np.ndarray:
+        pose = env.tcp_pose_of(a.reshape(-1, a.shape[-1]))
+        return pose.reshape(*a.shape[:2], -1, 10)[..., :3]
+
+    return fk
 
 
 def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int = 6) -> list[dict[str, Any]]:
@@ -185,8 +223,8 @@ def format_reach(rows: list[dict[str, Any]]) -> str:
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    out = ["| source | valid demos | flow loss | aux targets | aux mean abs error | aux std (spread) |",
-           "| --- | ---: | ---: | --- | --- | --- |"]
+    out = ["| source | valid demos | flow loss | TCP error, first / chunk (mm) | aux targets | aux mean abs error | "
+           "aux std (spread) |", "| --- | ---: | ---: | --- | --- | --- | --- |"]
     for r in rows:
         fl = "—" if r["flow_loss"] is None else f"{r['flow_loss']:.4f}"
         if "aux_abs_err" in r:
@@ -195,7 +233,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             keys = ", ".join(r["aux_keys"])
         else:
             err = std = keys = "—"
-        out.append(f"| {r['source']} | {r['valid_demos']} | {fl} | {keys} | {err} | {std} |")
+        tcp = f"{1000 * r['tcp_err_first']:.1f} / {1000 * r['tcp_err_chunk']:.1f}" if "tcp_err_first" in r else "—"
+        out.append(f"| {r['source']} | {r['valid_demos']} | {fl} | {tcp} | {keys} | {err} | {std} |")
     return "\n".join(out)
 
 

@@ -139,7 +139,7 @@ def test_data_relabels_to_ee_pose(tiny_lift):
     from rho.policy.data import DataCfg, DataError, Layout, SourceCfg, build_sources
 
     cfg = DataCfg(sources=[SourceCfg(str(tiny_lift))], valid_fraction=0.0, actions="ee_pose", frame_cache="")
-    with pytest.raises(DataError, match="policy.action_dim=20 policy.proprio_dim=32"):
+    with pytest.raises(DataError, match=r"policy\.action_dim=20 policy\.proprio_dim=32"):
         build_sources(cfg, Layout(image_size=32), 0)
     (src,) = build_sources(cfg, Layout(image_size=32, action_dim=20, proprio_dim=32), 0)
     assert src.embodiment == "aloha/ee_pose" and src.store.action_mode == "ee_pose"
@@ -177,3 +177,20 @@ def test_ee_pose_policy_trains_and_drives_the_env_in_ee_pose(tiny_lift, tmp_path
                         env={"cameras": CAMS48, "episode_length_s": 0.4}).run(str(tmp_path / "policy"))
     cell = report["per_cell"][0]
     assert cell["episodes"] == 1 and cell["outcomes"] in ("0", "1")
+
+
+def test_diagnose_compares_both_action_spaces_in_tcp_positions(tiny_lift):
+    """`diagnose` turns joint targets (by forward kinematics) and ee_pose actions into the same TCP positions."""
+    from rho.policy.data import DataCfg, Layout, SourceCfg, build_sources
+    from rho.policy.diagnose import _tcp_positions
+
+    (joint,) = build_sources(DataCfg(sources=[SourceCfg(str(tiny_lift))], valid_fraction=0.0, frame_cache=""),
+                             Layout(image_size=32), 0)
+    (ee,) = build_sources(DataCfg(sources=[SourceCfg(str(tiny_lift))], valid_fraction=0.0, frame_cache="",
+                                  actions="ee_pose"), Layout(image_size=32, action_dim=20, proprio_dim=32), 0)
+    a_joint = np.asarray(joint.store.arrays(0)["actions"][()])[None]
+    a_ee = np.asarray(ee.store.arrays(0)["actions"])[None]
+    p_joint, p_ee = _tcp_positions(joint)(a_joint), _tcp_positions(ee)(a_ee)
+    assert p_joint.shape == p_ee.shape == (1, len(a_joint[0]), 2, 3)
+    np.testing.assert_allclose(p_joint, p_ee, atol=1e-6)
+    assert np.ptp(p_joint[0, :, :, 2]) > 0.05  # the lift moves a TCP: the positions are not a constant
