@@ -17,7 +17,8 @@ Deterministic: fixed draws and a seeded flow noise. CPU by default, one thread p
 Closed loop, `reach=<task>`: where did the arms go? Runs the standard suite's first `episodes` nominal episodes of
 that task (one env, the suite's seeds: never training seeds) and reports per episode the nearest approach of
 either TCP to the task's object (`target=`, an obs key as in `data.sources[].aux`, default the first aux key of the
-run's sources for that task), the TCP-minus-object offset at that moment (m, world frame) and the outcome:
+run's sources for that task), the TCP-minus-object offset at that moment (m, world frame), the same for the nearest
+fingertip (the fingers' tips, `FINGERTIP` along the TCP's x axis: what presses a button) and the outcome:
 
     python -m rho.policy.diagnose runs/p16/policy_v3_64 reach=busybox_push_button episodes=6 [target=target_site]"""
 
@@ -34,6 +35,8 @@ import torch
 from omegaconf import OmegaConf
 
 from rho.config import ConfigError
+from rho.sim.ik import quat_to_mat_batch
+from rho.tasks.busybox import FINGERTIP  # TCP to fingertip along the TCP's x axis (m), ALOHA's fingers
 
 from .data import Layout, MixtureDataset, build_sources, collate
 from .model import _state_args
@@ -146,11 +149,15 @@ def reach_offsets(policy: str | Path, task: str, target: str = "", episodes: int
     rows = []
     for record, steps in zip(sorted(ev.records, key=lambda r: r["episode"]), rec.episodes(), strict=True):
         tcp, obj = np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps])  # (T, arms, 3), (T, 3)
+        tip = np.stack([s[2] for s in steps])  # (T, arms, 3)
         d = np.linalg.norm(tcp - obj[:, None], axis=-1)  # (T, arms)
         t, arm = np.unravel_index(int(np.argmin(d)), d.shape)
+        dt = np.linalg.norm(tip - obj[:, None], axis=-1)
+        tt, tarm = np.unravel_index(int(np.argmin(dt)), dt.shape)
         rows.append({"episode": record["episode"], "instruction": record["instruction"],
                      "success": record["success"], "steps": record["steps"], "arm": int(arm),
-                     "min_dist": float(d[t, arm]), "offset": (tcp[t, arm] - obj[t]).tolist(), "step": int(t)})
+                     "min_dist": float(d[t, arm]), "offset": (tcp[t, arm] - obj[t]).tolist(), "step": int(t),
+                     "tip_dist": float(dt[tt, tarm]), "tip_offset": (tip[tt, tarm] - obj[tt]).tolist()})
     return rows
 
 
@@ -175,7 +182,9 @@ class _Recorder:
         if obj.shape != (3,):  # said at the first step, not after the whole evaluation
             raise ConfigError([f"target {self.target!r} gives {obj.size} values per step; a position needs 3 "
                                "(slice it, e.g. plug_pose[0:3])"])
-        self.log.append((np.asarray(obs["ee_pose"][0])[:, :3].copy(), obj))
+        pose = np.asarray(obs["ee_pose"][0], np.float64)  # (arms, 7): position, quaternion w, x, y, z
+        tip = pose[:, :3] + FINGERTIP * quat_to_mat_batch(pose[:, 3:])[:, :, 0]  # fingers run along the TCP's x
+        self.log.append((pose[:, :3].copy(), obj, tip))
         return self.policy.act(obs, instruction)
 
     def episodes(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
@@ -213,12 +222,15 @@ def _default_target(policy: Path, task: str) -> str:
 
 
 def format_reach(rows: list[dict[str, Any]]) -> str:
-    out = ["| episode | instruction | success | steps | nearest TCP | min distance (mm) | offset x / y / z (mm) |",
-           "| ---: | --- | --- | ---: | --- | ---: | --- |"]
+    out = ["| episode | instruction | success | steps | nearest TCP | min distance (mm) | offset x / y / z (mm) | "
+           "nearest fingertip (mm) | its offset x / y / z (mm) |",
+           "| ---: | --- | --- | ---: | --- | ---: | --- | ---: | --- |"]
     for r in rows:
         off = " / ".join(f"{1000 * v:.0f}" for v in r["offset"])
+        tip = " / ".join(f"{1000 * v:.0f}" for v in r["tip_offset"])
         out.append(f"| {r['episode']} | {r['instruction']} | {r['success']} | {r['steps']} | "
-                   f"{'left' if r['arm'] == 0 else 'right'} (step {r['step']}) | {1000 * r['min_dist']:.0f} | {off} |")
+                   f"{'left' if r['arm'] == 0 else 'right'} (step {r['step']}) | {1000 * r['min_dist']:.0f} | {off} | "
+                   f"{1000 * r['tip_dist']:.0f} | {tip} |")
     return "\n".join(out)
 
 

@@ -587,6 +587,10 @@ def test_reach_offsets_follow_the_policy_to_the_object():
     for r in rows:
         assert 0 <= r["min_dist"] < 0.03 and r["arm"] in (0, 1) and 0 <= r["step"] < r["steps"]
         assert np.isclose(np.linalg.norm(r["offset"]), r["min_dist"])
+    # the fingertips, not the TCP, press a button: the expert's come within a few mm of the press point
+    (press,) = diagnose.reach_offsets("expert", "busybox_push_button", "target_site", episodes=1)
+    assert press["success"] and press["tip_dist"] < 0.006 < 0.03 < press["min_dist"], press
+    assert np.isclose(np.linalg.norm(press["tip_offset"]), press["tip_dist"])
     with pytest.raises(ConfigError, match="not an observation"):
         diagnose.reach_offsets("expert", "lift_block", "no_such_key", episodes=1)
     with pytest.raises(ConfigError, match="needs 3"):
