@@ -162,7 +162,7 @@ class DataCfg:
 
     sources: list[SourceCfg] = field(default_factory=list)
     target: str = ""  # source whose embodiment the checkpoint decodes with by default; "": the first source's
-    actions: str = ""  # "": each source's own `actions`; "stored" or "ee_pose": every source's (see SourceCfg)
+    actions: Literal["", "stored", "ee_pose"] = ""  # "": each source's own `actions`; else every source's (SourceCfg)
     normalize: Literal["per_embodiment", "per_source", "target"] = "per_embodiment"  # see the module docstring
     image_staleness: int = 0  # images up to this many steps older than proprio/touch (match inference prefix_every-1)
     frame_cache: str = DEFAULT_ROOT  # resized frames reused across runs ("": resize every read;
@@ -184,8 +184,6 @@ class DataCfg:
             out.append(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.image_staleness < 0:
             out.append(f"image_staleness must be >= 0, got {self.image_staleness}")
-        if self.actions not in ("", "stored", "ee_pose"):
-            out.append(f"actions must be '', 'stored' or 'ee_pose', got {self.actions!r}")
         return out
 
     def source_cfgs(self) -> list[SourceCfg]:
@@ -519,6 +517,12 @@ class EEPoseStore(Store):
 
         mode = str(getattr(base, "action_mode", "joint_pos"))
         args = base.ds.env_args() if isinstance(base, HDF5Store) else {}
+        first = base.arrays(0) if base.num_demos else {}
+        missing = [k for k in ("obs/joint_pos", "obs/ee_pose") if k not in first]
+        if missing:
+            raise DataError(f"source {label!r} ({base.where}): actions=ee_pose needs {missing} for the policy's "
+                            "proprio (joint positions + measured TCP pose). Fix: regenerate with rho datagen, or "
+                            "actions=stored")
         if mode != "joint_pos" or "task" not in args:
             raise DataError(f"source {label!r} ({base.where}): actions=ee_pose relabels recorded absolute joint "
                             f"targets by forward kinematics in the recording env, but its actions are {mode!r} and "
@@ -531,8 +535,7 @@ class EEPoseStore(Store):
             for i in range(base.num_demos):
                 arr = base.arrays(i)
                 self._actions.append(env.tcp_pose_of(np.asarray(arr["actions"][()])))
-                if "obs/joint_pos" in arr and "obs/ee_pose" in arr:
-                    self._state.append(joint_ee_state(arr["obs/joint_pos"][()], arr["obs/ee_pose"][()]))
+                self._state.append(joint_ee_state(arr["obs/joint_pos"][()], arr["obs/ee_pose"][()]))
         finally:
             env.close()
         self._robot = args.get("env_config", {}).get("robot") or "unknown"
@@ -546,8 +549,7 @@ class EEPoseStore(Store):
         return self.base.ds
 
     def arrays(self, i: int) -> Mapping[str, Any]:
-        extra = {"obs/" + EE_STATE_KEY: self._state[i]} if self._state else {}
-        return {**self.base.arrays(i), "actions": self._actions[i], **extra}
+        return {**self.base.arrays(i), "actions": self._actions[i], "obs/" + EE_STATE_KEY: self._state[i]}
 
     def name(self, i: int) -> str:
         return self.base.name(i)
@@ -599,11 +601,11 @@ class Source:
                  store: Store | None = None) -> None:
         self.cfg, self.index, self.layout, self.name = cfg, index, layout, cfg.label
         self.store = store if store is not None else open_store(cfg)
-        if cfg.actions == "ee_pose" and getattr(self.store, "action_mode", "") != "ee_pose":
-            self.store = EEPoseStore(self.store, cfg.label)
         self.adapter = Adapter.from_cfg(cfg.adapter)
-        if isinstance(self.store, EEPoseStore) and self.adapter.state_key == "joint_pos":
-            self.adapter = dataclasses.replace(self.adapter, state_key=EE_STATE_KEY)
+        if cfg.actions == "ee_pose":
+            self.store = EEPoseStore(self.store, cfg.label)
+            if self.adapter.state_key == "joint_pos":
+                self.adapter = dataclasses.replace(self.adapter, state_key=EE_STATE_KEY)
         demos = self._usable_demos()
         self.modalities = self._modalities(demos[0])
         self._check_schema(demos)

@@ -35,7 +35,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rho.config import ConfigError
-from rho.sim.ik import quat_to_mat_batch
+from rho.sim.ik import quat_to_mats
 from rho.tasks.busybox import FINGERTIP  # TCP to fingertip along the TCP's x axis (m), ALOHA's fingers
 
 from .data import Layout, MixtureDataset, build_sources, collate
@@ -99,6 +99,7 @@ def _tcp_positions(source: Any):
     """Raw actions (b, h, A) of `source` → TCP positions (b, h, arms, 3) in m, world: read from ee_pose actions,
     forward kinematics of joint targets in the recording env; None for a source that cannot say (no sim env)."""
     from rho.datagen.relabel import replay_env
+    from rho.sim.env import EE_POSE_DIM
 
     from .data import EEPoseStore, HDF5Store
 
@@ -107,14 +108,14 @@ def _tcp_positions(source: Any):
     if not isinstance(base, HDF5Store) or "task" not in base.ds.env_args():
         return None
     if isinstance(store, EEPoseStore):
-        return lambda a: a.reshape(*a.shape[:2], -1, 10)[..., :3]
+        return lambda a: a.reshape(*a.shape[:2], -1, EE_POSE_DIM)[..., :3]
     if getattr(store, "action_mode", "") != "joint_pos":
         return None
     env = replay_env(base.ds.env_args(), "ee_pose")
 
     def fk(a: np.ndarray) -> np.ndarray:
         pose = env.tcp_pose_of(a.reshape(-1, a.shape[-1]))
-        return pose.reshape(*a.shape[:2], -1, 10)[..., :3]
+        return pose.reshape(*a.shape[:2], -1, EE_POSE_DIM)[..., :3]
 
     return fk
 
@@ -183,7 +184,7 @@ class _Recorder:
             raise ConfigError([f"target {self.target!r} gives {obj.size} values per step; a position needs 3 "
                                "(slice it, e.g. plug_pose[0:3])"])
         pose = np.asarray(obs["ee_pose"][0], np.float64)  # (arms, 7): position, quaternion w, x, y, z
-        tip = pose[:, :3] + FINGERTIP * quat_to_mat_batch(pose[:, 3:])[:, :, 0]  # fingers run along the TCP's x
+        tip = pose[:, :3] + FINGERTIP * quat_to_mats(pose[:, 3:])[:, :, 0]  # fingers run along the TCP's x
         self.log.append((pose[:, :3].copy(), obj, tip))
         return self.policy.act(obs, instruction)
 

@@ -12,6 +12,8 @@ Figures:
     task_env_physics_steps_per_s  the same with lift_block's success checks, reward terms and task observations
     env_vs_raw               env / raw                                   (target ≥ 0.8)
     tactile_overhead         env steps/s with touch off / with touch on  (target ≤ 1.15)
+    ee_pose_overhead         env steps/s in joint_pos / the same episode's targets as absolute TCP poses in
+                             action.mode=ee_pose (the per-step iterated IK: what an ee_pose policy costs the sim)
     render_fps_128/224       camera images per second rendering cam_high + both wrist cameras at 128² / 224²
     parallel_speedup_2cores  N envs on 2 threads / the same N envs on 1 thread (target ≥ 1.7)
 """
@@ -101,14 +103,17 @@ def raw_rate(ctrls: np.ndarray, state0: np.ndarray, decimation: int) -> float:
 
 
 def env_rate(ctrls: np.ndarray, state0: np.ndarray, num_envs: int = 1, touch: bool = True, threads: int = 1,
-             task: bool = False) -> float:
+             task: bool = False, mode: str = "joint_pos") -> float:
     from rho.tasks import make_env
 
     cfg = _lift_cfg(num_envs, touch, threads=threads)
+    cfg.action.mode = mode
     env = make_env("lift_block", cfg) if task else _core_env(cfg)
     env.reset(seed=0)
     env.set_state(np.tile(state0, (num_envs, 1)))  # every variant replays from the recorded state
     actions = [np.tile(_ctrl_to_action(env, c), (num_envs, 1)) for c in ctrls]
+    if mode == "ee_pose":  # the same targets as TCP poses (forward kinematics, before the clock starts)
+        actions = [np.tile(env.tcp_pose_of(a[:1]), (num_envs, 1)) for a in actions]
     t = time.perf_counter()
     for a in actions:
         env.step(a)
@@ -149,12 +154,13 @@ def bench_sim(repeats: int = 3, parallel_envs: int = 8, control_steps: int = 150
 
     s = SimCfg()
     dec = rate_to_period_steps(s.control_hz, s.physics_dt)
-    runs: dict[str, list[float]] = {k: [] for k in ("raw", "env", "off", "task", "par1", "par2")}
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "env", "off", "task", "ee", "par1", "par2")}
     for _ in range(repeats):
         runs["raw"].append(raw_rate(ctrls, state0, dec))
         runs["env"].append(env_rate(ctrls, state0))
         runs["off"].append(env_rate(ctrls, state0, touch=False))
         runs["task"].append(env_rate(ctrls, state0, task=True))
+        runs["ee"].append(env_rate(ctrls, state0, mode="ee_pose"))
         runs["par1"].append(env_rate(ctrls, state0, parallel_envs, threads=1))
         runs["par2"].append(env_rate(ctrls, state0, parallel_envs, threads=2))
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -170,6 +176,8 @@ def bench_sim(repeats: int = 3, parallel_envs: int = 8, control_steps: int = 150
         "tactile_overhead": ratio("off", "env"),
         "task_env_physics_steps_per_s": round(med["task"]),
         "task_env_vs_raw": ratio("task", "raw"),
+        "env_ee_pose_physics_steps_per_s": round(med["ee"]),
+        "ee_pose_overhead": ratio("env", "ee"),
         "parallel_envs": parallel_envs,
         "parallel_1thread_steps_per_s": round(med["par1"]),
         "parallel_2threads_steps_per_s": round(med["par2"]),

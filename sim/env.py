@@ -66,8 +66,8 @@ from .sensors import SensorCfg, SensorChannel, rate_to_period_steps
 from .spec import ObservationSpec, ObsKey
 
 DEFAULT_CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
-# model fields domain randomization writes (reset to nominal at every episode start)
 EE_POSE_DIM = 10  # ee_pose action per arm: position (3), 6-D rotation (6), gripper (1)
+# model fields domain randomization writes (reset to nominal at every episode start)
 _DR_FIELDS = ("geom_friction", "dof_damping", "actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia",
               "geom_size", "geom_rbound", "geom_aabb", "light_diffuse", "light_dir", "geom_rgba", "mat_rgba", "cam_pos",
               "cam_quat")
@@ -717,6 +717,8 @@ class BatchedEnv(gym.vector.VectorEnv):
         arms = len(self.robot.arms)
         q_all = self.qpos
         out = np.empty((self.num_envs, arms, self.robot.arm.dof))
+        jac = np.empty((arms, 6, self.robot.arm.dof))
+        jp, jr = np.empty((3, m.nv)), np.empty((3, m.nv))
         for i in range(self.num_envs):
             d.qpos[:] = q_all[i]
             q = q_all[i][self.arm_qadr].astype(np.float64)  # (arms, dof)
@@ -729,11 +731,9 @@ class BatchedEnv(gym.vector.VectorEnv):
                 err = np.concatenate([pos[i] - cur_p, mat_error(mat[i], cur_r)], axis=-1)  # (arms, 6)
                 if np.abs(err).max() < cfg.ik_tolerance:
                     break
-                jac = np.empty((arms, 6, self.robot.arm.dof))
                 for k in range(arms):
-                    jp, jr = np.empty((3, m.nv)), np.empty((3, m.nv))
                     mujoco.mj_jacSite(m, d, jp, jr, int(self.tcp_site[k]))
-                    jac[k] = np.concatenate([jp, jr])[:, self.arm_dadr[k]]
+                    jac[k, :3], jac[k, 3:] = jp[:, self.arm_dadr[k]], jr[:, self.arm_dadr[k]]
                 q = np.clip(q + dls_step(jac, err, cfg.ik_pose_damping), self.joint_low, self.joint_high)
             out[i] = q
         return out

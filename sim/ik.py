@@ -80,10 +80,9 @@ def mat_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
     return v * scale[..., None]
 
 
-def quat_to_mat_batch(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) as (w, x, y, z) → rotation matrices (..., 3, 3)."""
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+def quat_to_mats(q: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternions (w, x, y, z) → (..., 3, 3) rotation matrices."""
+    w, x, y, z = np.moveaxis(np.asarray(q, float), -1, 0)
     return np.stack([
         np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
         np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
@@ -95,6 +94,6 @@ def joint_ee_state(joint_pos: np.ndarray, ee_pose: np.ndarray) -> np.ndarray:
     position (m, world) and its 6-D rotation (`rot6_from_mat`) from `ee_pose` (..., arms, 7) (position, quaternion
     w, x, y, z): (..., J + 9·arms), float32. Quaternions are turned into the continuous 6-D form first."""
     pose = np.asarray(ee_pose, np.float64)
-    parts = np.concatenate([pose[..., :3], rot6_from_mat(quat_to_mat_batch(pose[..., 3:]))], -1)
+    parts = np.concatenate([pose[..., :3], rot6_from_mat(quat_to_mats(pose[..., 3:]))], -1)
     flat = parts.reshape(*parts.shape[:-2], -1)
     return np.concatenate([np.asarray(joint_pos, np.float32), flat.astype(np.float32)], -1)

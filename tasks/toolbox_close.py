@@ -40,6 +40,7 @@ import numpy as np
 from rho.assets.mjcf import SceneSpec
 from rho.assets.toolbox import ToolboxSpec
 from rho.sim.env import BatchedEnv, EnvCfg
+from rho.sim.ik import quat_to_mats
 
 from .registry import register_expert, register_task
 
@@ -85,15 +86,6 @@ class ToolboxCloseCfg(EnvCfg):
 
 def _yaw_quat(yaw: float) -> list[float]:
     return [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
-
-
-def quat_to_mats(q: np.ndarray) -> np.ndarray:
-    """(..., 4) quaternions (w, x, y, z) → (..., 3, 3) rotation matrices."""
-    w, x, y, z = np.moveaxis(np.asarray(q, float), -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
 
 
 @register_task("toolbox_close", "rho/ToolboxClose-v0", ToolboxCloseCfg)

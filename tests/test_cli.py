@@ -80,5 +80,6 @@ def test_bench_reports_every_figure():
 
     result = bench_sim(repeats=1, parallel_envs=2, control_steps=10, render=True)
     for key in ("raw_mujoco_steps_per_s", "env_physics_steps_per_s", "tactile_overhead", "render_fps_128",
-                "render_fps_224", "parallel_speedup_2cores", "env_vs_raw", "task_env_physics_steps_per_s"):
+                "render_fps_224", "parallel_speedup_2cores", "env_vs_raw", "task_env_physics_steps_per_s",
+                "env_ee_pose_physics_steps_per_s", "ee_pose_overhead"):
         assert result[key] > 0, key

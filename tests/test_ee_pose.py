@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from rho.config import load_config
-from rho.sim.ik import joint_ee_state, mat_error, mat_from_rot6, quat_to_mat_batch, rot6_from_mat
+from rho.sim.ik import joint_ee_state, mat_error, mat_from_rot6, quat_to_mats, rot6_from_mat
 
 CAMS48 = {c: {"width": 48, "height": 48} for c in ("cam_high", "cam_left_wrist", "cam_right_wrist")}
 
 
 def _random_rot(rng, n):
     q = rng.normal(size=(n, 4))
-    return quat_to_mat_batch(q / np.linalg.norm(q, axis=1, keepdims=True))
+    return quat_to_mats(q / np.linalg.norm(q, axis=1, keepdims=True))
 
 
 def test_rot6_round_trip_and_rotation_error():
@@ -47,7 +47,7 @@ def test_joint_ee_state_layout():
     s = joint_ee_state(np.zeros((5, 14)), pose)
     assert s.shape == (5, 14 + 18) and s.dtype == np.float32
     np.testing.assert_allclose(s[:, 14:17], pose[:, 0, :3], atol=1e-6)
-    np.testing.assert_allclose(s[:, 17:23], rot6_from_mat(quat_to_mat_batch(q[:, 0])), atol=1e-6)
+    np.testing.assert_allclose(s[:, 17:23], rot6_from_mat(quat_to_mats(q[:, 0])), atol=1e-6)
     # q and -q are one rotation: the state does not jump when a quaternion flips sign
     flipped = pose.copy()
     flipped[..., 3:] *= -1
